@@ -1,0 +1,223 @@
+// core/cpu/elementwise.cpp: CPU reference kernels for the elementwise family (see
+// core/kernels/elementwise.h for the conventions). Each formula is written once, per element, in
+// the compute type (f32 for f32/bf16/f16, f64 for f64, i64 for integers).
+#include "core/cpu/loops.h"
+#include "core/kernels/elementwise.h"
+
+#include <cmath>
+
+namespace lumen {
+
+void missing_cuda_kernel(const char* op) {
+    throw Error(fmt::format("{}: no CUDA kernel: {}", op,
+                            built_with_cuda() ? "the CUDA backend does not implement this op"
+                                              : "this build has no CUDA support"));
+}
+
+std::string_view unary_name(UnaryOp op) {
+    constexpr std::string_view names[] = {"neg", "abs", "sign", "exp", "log", "sqrt", "rsqrt",
+                                          "sin", "cos", "tanh", "sigmoid", "relu", "silu", "gelu"};
+    return names[size_t(op)];
+}
+std::string_view binary_name(BinaryOp op) {
+    constexpr std::string_view names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
+    return names[size_t(op)];
+}
+std::string_view compare_name(CompareOp op) {
+    constexpr std::string_view names[] = {"eq", "ne", "lt", "le", "gt", "ge"};
+    return names[size_t(op)];
+}
+
+namespace cpu {
+namespace {
+
+template <typename T>
+T* at(const Tensor& t, int64_t offset) {
+    return static_cast<T*>(t.storage()->data()) + offset;
+}
+
+// gelu, tanh form: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+constexpr double gelu_k = 0.7978845608028654, gelu_c = 0.044715;
+
+template <typename C>
+C apply_unary(UnaryOp op, C x) {
+    using std::exp, std::log, std::sqrt, std::sin, std::cos, std::tanh, std::abs;
+    switch (op) {
+    case UnaryOp::neg: return -x;
+    case UnaryOp::abs: return abs(x);
+    case UnaryOp::sign: return C((x > C(0)) - (x < C(0)));
+    case UnaryOp::exp: return exp(x);
+    case UnaryOp::log: return log(x);
+    case UnaryOp::sqrt: return sqrt(x);
+    case UnaryOp::rsqrt: return C(1) / sqrt(x);
+    case UnaryOp::sin: return sin(x);
+    case UnaryOp::cos: return cos(x);
+    case UnaryOp::tanh: return tanh(x);
+    case UnaryOp::sigmoid: return C(1) / (C(1) + exp(-x));
+    case UnaryOp::relu: return x > C(0) ? x : C(0);
+    case UnaryOp::silu: return x / (C(1) + exp(-x));
+    case UnaryOp::gelu: return C(0.5) * x * (C(1) + tanh(C(gelu_k) * (x + C(gelu_c) * x * x * x)));
+    }
+    return x;
+}
+
+// d op(x) / dx
+template <typename C>
+C unary_derivative(UnaryOp op, C x) {
+    using std::exp, std::log, std::sqrt, std::sin, std::cos, std::tanh;
+    switch (op) {
+    case UnaryOp::neg: return C(-1);
+    case UnaryOp::abs: return C((x > C(0)) - (x < C(0)));
+    case UnaryOp::sign: return C(0);
+    case UnaryOp::exp: return exp(x);
+    case UnaryOp::log: return C(1) / x;
+    case UnaryOp::sqrt: return C(0.5) / sqrt(x);
+    case UnaryOp::rsqrt: return C(-0.5) / (x * sqrt(x));
+    case UnaryOp::sin: return cos(x);
+    case UnaryOp::cos: return -sin(x);
+    case UnaryOp::tanh: { C t = tanh(x); return C(1) - t * t; }
+    case UnaryOp::sigmoid: { C s = C(1) / (C(1) + exp(-x)); return s * (C(1) - s); }
+    case UnaryOp::relu: return x > C(0) ? C(1) : C(0);
+    case UnaryOp::silu: { C s = C(1) / (C(1) + exp(-x)); return s * (C(1) + x * (C(1) - s)); }
+    case UnaryOp::gelu: {
+        const C inner = C(gelu_k) * (x + C(gelu_c) * x * x * x);
+        const C t = tanh(inner);
+        const C dinner = C(gelu_k) * (C(1) + C(3 * gelu_c) * x * x);
+        return C(0.5) * (C(1) + t) + C(0.5) * x * (C(1) - t * t) * dinner;
+    }
+    }
+    return C(0);
+}
+
+template <typename C>
+C apply_binary(BinaryOp op, C a, C b) {
+    switch (op) {
+    case BinaryOp::add: return a + b;
+    case BinaryOp::sub: return a - b;
+    case BinaryOp::mul: return a * b;
+    case BinaryOp::div: return a / b;
+    case BinaryOp::pow:
+        if constexpr (std::is_floating_point_v<C>) return std::pow(a, b);
+        else {
+            C r = 1;
+            for (C e = b; e > 0; --e) r *= a;
+            return r;
+        }
+    case BinaryOp::maximum: return a > b ? a : b;
+    case BinaryOp::minimum: return a < b ? a : b;
+    }
+    return a;
+}
+
+template <typename C>
+bool apply_compare(CompareOp op, C a, C b) {
+    switch (op) {
+    case CompareOp::eq: return a == b;
+    case CompareOp::ne: return a != b;
+    case CompareOp::lt: return a < b;
+    case CompareOp::le: return a <= b;
+    case CompareOp::gt: return a > b;
+    case CompareOp::ge: return a >= b;
+    }
+    return false;
+}
+
+}  // namespace
+
+void unary(UnaryOp op, Tensor& out, const Tensor& x) {
+    dispatch_all(x.dtype(), "unary", [&]<typename T>() {
+        using C = std::conditional_t<std::is_floating_point_v<compute_t<T>>, compute_t<T>, double>;
+        for_each_strided<2>(out.shape(), {&out.layout(), &x.layout()}, [&](const auto& o) {
+            *at<T>(out, o[0]) = convert<T>(apply_unary<C>(op, convert<C>(*at<T>(x, o[1]))));
+        });
+    });
+}
+
+void unary_backward(UnaryOp op, Tensor& dx, const Tensor& dy, const Tensor& x) {
+    dispatch_float(x.dtype(), "unary_backward", [&]<typename T>() {
+        using C = compute_t<T>;
+        for_each_strided<3>(dx.shape(), {&dx.layout(), &dy.layout(), &x.layout()}, [&](const auto& o) {
+            const C g = convert<C>(*at<T>(dy, o[1]));
+            *at<T>(dx, o[0]) = convert<T>(g * unary_derivative<C>(op, convert<C>(*at<T>(x, o[2]))));
+        });
+    });
+}
+
+void binary(BinaryOp op, Tensor& out, const Tensor& a, const Tensor& b) {
+    dispatch_all(out.dtype(), "binary", [&]<typename T>() {
+        using C = std::conditional_t<std::is_same_v<T, bool>, int64_t, compute_t<T>>;
+        for_each_strided<3>(out.shape(), {&out.layout(), &a.layout(), &b.layout()}, [&](const auto& o) {
+            *at<T>(out, o[0]) =
+                convert<T>(apply_binary<C>(op, convert<C>(*at<T>(a, o[1])), convert<C>(*at<T>(b, o[2]))));
+        });
+    });
+}
+
+void compare(CompareOp op, Tensor& out, const Tensor& a, const Tensor& b) {
+    dispatch_all(a.dtype(), "compare", [&]<typename T>() {
+        using C = compute_t<T>;
+        for_each_strided<3>(out.shape(), {&out.layout(), &a.layout(), &b.layout()}, [&](const auto& o) {
+            *at<bool>(out, o[0]) =
+                apply_compare<C>(op, convert<C>(*at<T>(a, o[1])), convert<C>(*at<T>(b, o[2])));
+        });
+    });
+}
+
+void where(Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {
+    dispatch_all(out.dtype(), "where", [&]<typename T>() {
+        for_each_strided<4>(out.shape(), {&out.layout(), &cond.layout(), &a.layout(), &b.layout()},
+                            [&](const auto& o) {
+            *at<T>(out, o[0]) = *at<bool>(cond, o[1]) ? *at<T>(a, o[2]) : *at<T>(b, o[3]);
+        });
+    });
+}
+
+void fill(Tensor& out, double value) {
+    dispatch_all(out.dtype(), "fill", [&]<typename T>() {
+        const T v = convert<T>(value);
+        for_each_strided<1>(out.shape(), {&out.layout()}, [&](const auto& o) { *at<T>(out, o[0]) = v; });
+    });
+}
+
+void copy(Tensor& out, const Tensor& src) {
+    dispatch_all(out.dtype(), "copy", [&]<typename To>() {
+        dispatch_all(src.dtype(), "copy", [&]<typename From>() {
+            for_each_strided<2>(out.shape(), {&out.layout(), &src.layout()}, [&](const auto& o) {
+                *at<To>(out, o[0]) = convert<To>(*at<From>(src, o[1]));
+            });
+        });
+    });
+}
+
+void arange(Tensor& out, double start, double step) {
+    dispatch_all(out.dtype(), "arange", [&]<typename T>() {
+        T* p = at<T>(out, out.offset());
+        const int64_t n = out.numel();
+        for (int64_t i = 0; i < n; ++i) p[i] = convert<T>(start + double(i) * step);
+    });
+}
+
+void uniform(Tensor& out, const RngState& rng, double lo, double hi) {
+    dispatch_float(out.dtype(), "uniform", [&]<typename T>() {
+        T* p = at<T>(out, out.offset());
+        const float flo = float(lo), span = float(hi - lo);
+        parallel_for(out.numel(), 4096, [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; ++i)
+                p[i] = convert<T>(flo + span * philox_uniform(rng, uint64_t(i)));
+        });
+    });
+}
+
+void normal(Tensor& out, const RngState& rng, double mean, double std) {
+    dispatch_float(out.dtype(), "normal", [&]<typename T>() {
+        T* p = at<T>(out, out.offset());
+        const float fmean = float(mean), fstd = float(std);
+        parallel_for(out.numel(), 4096, [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; ++i)
+                p[i] = convert<T>(fmean + fstd * philox_normal(rng, uint64_t(i)));
+        });
+    });
+}
+
+}  // namespace cpu
+}  // namespace lumen

@@ -1,0 +1,27 @@
+// core/error.cpp: formatting of op errors (see core/error.h).
+#include "core/error.h"
+
+#include "core/tensor.h"
+
+namespace lumen {
+
+std::string describe(const Tensor& t) {
+    if (!t.defined()) return "(undefined)";
+    return fmt::format("{} {} [{}]", shape_str(t.shape()), dtype_name(t.dtype()), t.device().str());
+}
+
+std::string describe_operands(std::initializer_list<Operand> operands) {
+    std::string s;
+    for (const Operand& o : operands) {
+        if (!s.empty()) s += ", ";
+        s += fmt::format("{} {}", o.name, describe(o.tensor));
+    }
+    return s;
+}
+
+void fail(std::string_view op, std::string_view what, std::initializer_list<Operand> operands) {
+    if (operands.size() == 0) throw Error(fmt::format("{}: {}", op, what));
+    throw Error(fmt::format("{}: {}: {}", op, what, describe_operands(operands)));
+}
+
+}  // namespace lumen
