@@ -1,0 +1,26 @@
+// autograd/checkpoint.h: activation checkpointing: run a function's forward without keeping its
+// intermediate tensors, and recompute it during backward.
+//
+//   Tensor y = autograd::checkpoint([&](const auto& in) { return block.forward(in[0]); }, {x}, {&gen});
+//
+// The forward runs under NoGradGuard, so only the inputs and the output stay alive. Backward re-runs
+// fn with grad on from detached copies of the inputs, back-propagates dy through that graph (so
+// parameters used inside fn get their gradients directly) and passes the inputs' gradients on.
+// Random draws inside fn must come from the listed generators: their states are put back to where
+// the forward found them for the recompute (and restored after), so dropout masks repeat exactly.
+#pragma once
+
+#include "core/philox.h"
+#include "core/tensor.h"
+
+#include <functional>
+#include <vector>
+
+namespace lumen::autograd {
+
+using CheckpointFn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+Tensor checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs,
+                  const std::vector<Generator*>& generators = {});
+
+}  // namespace lumen::autograd
