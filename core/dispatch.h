@@ -20,8 +20,7 @@ decltype(auto) dispatch_float(DType dt, const char* op, F&& f) {
     case DType::bf16: return f.template operator()<bf16>();
     case DType::f16: return f.template operator()<f16>();
     default:
-        throw Error(fmt::format("{}: expected a floating dtype (f32, f64, bf16, f16), got {}", op,
-                                dtype_name(dt)));
+        throw Error(concat_message({op, ": expected a floating dtype (f32, f64, bf16, f16), got ", dtype_name(dt)}));
     }
 }
 
@@ -39,7 +38,7 @@ decltype(auto) dispatch_all(DType dt, const char* op, F&& f) {
     case DType::i8: return f.template operator()<int8_t>();
     case DType::boolean: return f.template operator()<bool>();
     }
-    throw Error(fmt::format("{}: unknown dtype", op));
+    throw Error(concat_message({op, ": unknown dtype"}));
 }
 
 template <typename F>
@@ -48,7 +47,7 @@ decltype(auto) dispatch_index(DType dt, const char* op, F&& f) {
     case DType::i32: return f.template operator()<int32_t>();
     case DType::i64: return f.template operator()<int64_t>();
     default:
-        throw Error(fmt::format("{}: expected an index dtype (i32 or i64), got {}", op, dtype_name(dt)));
+        throw Error(concat_message({op, ": expected an index dtype (i32 or i64), got ", dtype_name(dt)}));
     }
 }
 
@@ -59,9 +58,20 @@ decltype(auto) dispatch_index(DType dt, const char* op, F&& f) {
 
 
 // The device switch of a kernel entry (core/kernels/*.h):
-//   inline void exp(Tensor& out, const Tensor& x) { LUMEN_KERNEL_SWITCH(out.device(), exp(out, x)) }
-// NOTE: the CUDA backend adds the `cuda::` case here, kernel family by kernel family; until a
-// family has its CUDA kernels, a CUDA tensor reaching it is a loud error naming the call.
+//   inline void exp(Tensor& out, const Tensor& x) { LUMEN_DISPATCH(out.device(), exp(out, x)) }
+// calls cpu::exp or cuda::exp. A CPU-only build compiles no cuda:: symbol: a CUDA tensor there
+// is a loud error naming the call.
+#ifdef LUMEN_WITH_CUDA
+#define LUMEN_CUDA_CASE(call) ::lumen::cuda::call; return;
+#else
+#define LUMEN_CUDA_CASE(call) ::lumen::missing_cuda_kernel(#call);
+#endif
+#define LUMEN_DISPATCH(device, call)                                        \
+    switch ((device).type) {                                                \
+    case ::lumen::DeviceType::cpu: ::lumen::cpu::call; return;              \
+    case ::lumen::DeviceType::cuda: LUMEN_CUDA_CASE(call)                   \
+    }
+// The switch of a family whose CUDA kernels are not written yet: CUDA tensors are a loud error.
 #define LUMEN_KERNEL_SWITCH(device, call)                                   \
     switch ((device).type) {                                                \
     case ::lumen::DeviceType::cpu: ::lumen::cpu::call; return;              \

@@ -19,6 +19,12 @@ std::string describe_operands(std::initializer_list<Operand> operands) {
     return s;
 }
 
+std::string concat_message(std::initializer_list<std::string_view> pieces) {
+    std::string s;
+    for (std::string_view p : pieces) s += p;
+    return s;
+}
+
 void fail(std::string_view op, std::string_view what, std::initializer_list<Operand> operands) {
     if (operands.size() == 0) throw Error(fmt::format("{}: {}", op, what));
     throw Error(fmt::format("{}: {}: {}", op, what, describe_operands(operands)));

@@ -6,7 +6,9 @@
 // Checks run in the public op, before any allocation or launch; kernels trust their inputs.
 #pragma once
 
-#include <fmt/format.h>
+#ifndef __CUDACC__
+#include <fmt/format.h>  // NOTE: kept out of CUDA translation units: nvcc rejects fmt's constexpr code
+#endif
 
 #include <initializer_list>
 #include <stdexcept>
@@ -32,6 +34,8 @@ std::string describe_operands(std::initializer_list<Operand> operands);
 
 [[noreturn]] void fail(std::string_view op, std::string_view what,
                        std::initializer_list<Operand> operands = {});
+// Concatenates plain pieces into a message (for headers that CUDA files include, which have no fmt).
+std::string concat_message(std::initializer_list<std::string_view> pieces);
 
 inline void check(bool ok, std::string_view op, std::string_view what,
                   std::initializer_list<Operand> operands = {}) {

@@ -19,7 +19,8 @@ struct Layout {
     static Layout contiguous(const Shape& shape) { return {shape, contiguous_strides(shape), 0}; }
     int64_t rank() const { return int64_t(shape.size()); }
     int64_t numel() const { return numel_of(shape); }
-    // Row-major contiguous: strides equal contiguous_strides (size-1 dims may have any stride).
+    // Row-major contiguous: strides equal contiguous_strides (size-1 dims may have any stride);
+    // a layout without elements is contiguous whatever its strides.
     bool is_contiguous() const;
 
     Layout transpose(int64_t d0, int64_t d1) const;            // dims already normalised

@@ -18,11 +18,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define LUMEN_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define LUMEN_HOST_DEVICE inline
-#endif
+#include "core/host_device.h"
 
 namespace lumen {
 

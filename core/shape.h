@@ -4,8 +4,6 @@
 // normalised by normalize_dim, which names the op and the rank when out of range.
 #pragma once
 
-#include <fmt/format.h>
-
 #include <cstdint>
 #include <initializer_list>
 #include <string>

@@ -37,7 +37,10 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) { return fu
 Tensor Tensor::ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1.0, dtype, device); }
 Tensor Tensor::scalar(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
 
-int64_t Tensor::size(int64_t d) const { return shape()[normalize_dim(d, dim(), "size")]; }
+int64_t Tensor::size(int64_t d) const {
+    check(dim() > 0, "size", "a scalar has no dims", {{"x", *this}});
+    return shape()[size_t(normalize_dim(d, dim(), "size"))];
+}
 
 void* Tensor::data_ptr() const {
     return static_cast<char*>(storage()->data()) + offset() * int64_t(dtype_size(dtype()));
@@ -130,7 +133,7 @@ void format_values(fmt::memory_buffer& buf, const std::vector<T>& values, const 
                    size_t dim, size_t& index, int indent) {
     constexpr int64_t edge = 3;  // NOTE: long dims print their first and last 3 entries
     if (shape.empty()) {
-        fmt::format_to(std::back_inserter(buf), "{}", values[index++]);
+        fmt::format_to(std::back_inserter(buf), "{:.6g}", double(values[index++]));
         return;
     }
     const int64_t n = shape[dim];

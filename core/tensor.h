@@ -129,7 +129,7 @@ std::string describe(const Tensor& t);
 
 template <size_t N>
 std::array<int64_t, N> Tensor::dims() const {
-    check(dim() == int64_t(N), "dims", fmt::format("expected a tensor of rank {}", N), {{"x", *this}});
+    check(dim() == int64_t(N), "dims", concat_message({"expected a tensor of rank ", std::to_string(N)}), {{"x", *this}});
     std::array<int64_t, N> out;
     for (size_t i = 0; i < N; ++i) out[i] = shape()[i];
     return out;
@@ -137,7 +137,7 @@ std::array<int64_t, N> Tensor::dims() const {
 
 template <typename T>
 T* Tensor::data() const {
-    check(dtype() == dtype_of<T>(), "data", fmt::format("tensor is not {}", dtype_name(dtype_of<T>())),
+    check(dtype() == dtype_of<T>(), "data", concat_message({"tensor is not ", dtype_name(dtype_of<T>())}),
           {{"x", *this}});
     return static_cast<T*>(data_ptr());
 }
@@ -150,7 +150,7 @@ void tensor_to_host(const Tensor& t, void* dst, DType dtype);
 template <typename T>
 Tensor Tensor::from(const std::vector<T>& values, const Shape& shape, Device device) {
     check(int64_t(values.size()) == numel_of(shape), "from",
-          fmt::format("{} values do not fill shape {}", values.size(), shape_str(shape)));
+          concat_message({std::to_string(values.size()), " values do not fill shape ", shape_str(shape)}));
     if constexpr (std::is_same_v<T, bool>) {
         std::vector<uint8_t> bytes(values.begin(), values.end());
         return tensor_from_host(bytes.data(), DType::boolean, shape, DType::boolean, device);
@@ -174,7 +174,10 @@ std::vector<T> Tensor::to_vector() const {
 
 }  // namespace lumen
 
+#ifndef __CUDACC__
+// fmt::format("{}", t) prints the values (long dims elided), shape, dtype and device.
 template <> struct fmt::formatter<lumen::Tensor> {
     constexpr auto parse(format_parse_context& ctx) { return ctx.begin(); }
     format_context::iterator format(const lumen::Tensor& t, format_context& ctx) const;
 };
+#endif

@@ -62,6 +62,20 @@ const std::set<std::string, std::less<>>& gradcheck_cases();
 // A test case run once per available device, with `device` in scope.
 #define LUMEN_DEVICE_TEST(name) LUMEN_DEVICE_TEST_IMPL(LUMEN_TEST_CONCAT(lumen_device_test_, __LINE__), name)
 
+#define LUMEN_CUDA_TEST_IMPL(fn, name)                                       \
+    static void fn(::lumen::Device device);                                  \
+    TEST_CASE(name * doctest::test_suite("cuda")) {                          \
+        for (::lumen::Device d : ::lumen::test::devices()) {                 \
+            if (!d.is_cuda()) continue;                                      \
+            INFO("device: " << d.str());                                     \
+            fn(d);                                                           \
+        }                                                                    \
+    }                                                                        \
+    static void fn([[maybe_unused]] ::lumen::Device device)
+// A test case that needs a GPU: runs once per CUDA device, and not at all without one (the test
+// binary says once, at start, why CUDA cases are skipped).
+#define LUMEN_CUDA_TEST(name) LUMEN_CUDA_TEST_IMPL(LUMEN_TEST_CONCAT(lumen_cuda_test_, __LINE__), name)
+
 #define LUMEN_GRADCHECK_COVERS(...)                                          \
     static const bool LUMEN_TEST_CONCAT(lumen_gradcheck_covers_, __LINE__) = \
         ::lumen::test::register_gradcheck_cases({__VA_ARGS__})
@@ -78,4 +92,5 @@ const std::set<std::string, std::less<>>& gradcheck_cases();
         CHECK_MESSAGE(lumen_gc_.ok, lumen_gc_.message);                      \
     } while (0)
 
-#define CHECK_THROWS_CONTAINING(expr, text) CHECK_THROWS_WITH_AS(expr, doctest::Contains(text), ::lumen::Error)
+#define CHECK_THROWS_CONTAINING(expr, text) \
+    CHECK_THROWS_WITH_AS(expr, doctest::Contains(doctest::String(std::string(text).c_str())), ::lumen::Error)

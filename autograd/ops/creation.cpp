@@ -9,7 +9,10 @@ namespace lumen::ops {
 
 Tensor arange(double start, double end, double step, DType dtype, Device device) {
     check(step != 0.0, "arange", "step must be non-zero");
+    check(std::isfinite(start) && std::isfinite(end) && std::isfinite(step), "arange",
+          fmt::format("start, end and step must be finite, got [{}, {}) step {}", start, end, step));
     const double count = std::ceil((end - start) / step);
+    check(count < 0x1p62, "arange", fmt::format("too many elements: [{}, {}) step {}", start, end, step));
     const int64_t n = count > 0 ? int64_t(count) : 0;
     Tensor out = Tensor::empty({n}, dtype, device);
     kernels::arange(out, start, step);

@@ -7,7 +7,7 @@
 
 namespace lumen::ops {
 
-// [start, end) in steps of `step` (any sign, non-zero).
+// [start, end) in steps of `step` (any sign, non-zero; start, end and step finite).
 Tensor arange(double start, double end, double step = 1.0, DType dtype = DType::f32,
               Device device = Device::cpu());
 // Uniform in [lo, hi) and normal(mean, std) from the generator (see core/philox.h for the exact

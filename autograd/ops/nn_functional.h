@@ -20,9 +20,10 @@ namespace lumen::ops {
 Tensor softmax(const Tensor& x);
 Tensor log_softmax(const Tensor& x);
 
-// logits (..., V) float, target (...) i32/i64 -> scalar f32 loss: the mean over targets that
-// are not ignore_index of -log softmax(logits)[target]. A target outside [0, V) that is not
-// ignore_index is an error. With every target ignored, the loss is 0 and so is the gradient.
+// logits (..., V) float, target (...) i32/i64 -> scalar f32 loss (f64 for f64 logits): the mean
+// over targets that are not ignore_index of -log softmax(logits)[target]. A target outside [0, V)
+// that is not ignore_index is an error. With every target ignored, the loss is 0 and so is the
+// gradient.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index = -1);
 
 // weight (V, C), indices (...) i32/i64 -> (..., C). Backward scatter-adds rows in index order

@@ -132,7 +132,7 @@ Tensor expand(const Tensor& x, const Shape& requested) {
             check(i >= lead, "expand", "-1 is not allowed for a new leading dim", {{"x", x}});
             shape[i] = have;
         }
-        check(have == shape[i] || have == 1, "expand",
+        check(shape[i] >= 0 && (have == shape[i] || have == 1), "expand",
               fmt::format("dim {} of size {} cannot expand to {}", i, have, shape[i]), {{"x", x}});
     }
     Tensor y = view_of(x, x.layout().expand(shape));
@@ -203,6 +203,7 @@ Tensor Tensor::slice(int64_t dim, int64_t start, int64_t end, int64_t step) cons
     return ops::slice(*this, dim, start, end, step);
 }
 Tensor Tensor::narrow(int64_t dim, int64_t start, int64_t length) const {
+    check(this->dim() > 0, "narrow", "cannot narrow a scalar", {{"x", *this}});
     const int64_t d = normalize_dim(dim, this->dim(), "narrow");
     check(start >= 0 && length >= 0 && start + length <= shape()[size_t(d)], "narrow",
           fmt::format("range [{}, {}) outside dim {} of size {}", start, start + length, d, shape()[size_t(d)]),
@@ -210,6 +211,7 @@ Tensor Tensor::narrow(int64_t dim, int64_t start, int64_t length) const {
     return ops::slice(*this, d, start, start + length);
 }
 Tensor Tensor::select(int64_t dim, int64_t index) const {
+    check(this->dim() > 0, "select", "cannot select from a scalar", {{"x", *this}});
     const int64_t d = normalize_dim(dim, this->dim(), "select");
     const int64_t n = shape()[size_t(d)];
     check(index >= -n && index < n, "select", fmt::format("index {} out of range for dim {} of size {}", index, d, n),

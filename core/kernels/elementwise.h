@@ -36,40 +36,59 @@ void uniform(Tensor& out, const RngState& rng, double lo, double hi);
 void normal(Tensor& out, const RngState& rng, double mean, double std);
 }  // namespace cpu
 
+#ifdef LUMEN_WITH_CUDA
+namespace cuda {
+void unary(UnaryOp op, Tensor& out, const Tensor& x);
+void unary_backward(UnaryOp op, Tensor& dx, const Tensor& dy, const Tensor& x);
+void binary(BinaryOp op, Tensor& out, const Tensor& a, const Tensor& b);
+void compare(CompareOp op, Tensor& out, const Tensor& a, const Tensor& b);
+void where(Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b);
+void fill(Tensor& out, double value);
+void copy(Tensor& out, const Tensor& src);
+void arange(Tensor& out, double start, double step);
+void uniform(Tensor& out, const RngState& rng, double lo, double hi);
+void normal(Tensor& out, const RngState& rng, double mean, double std);
+}  // namespace cuda
+#endif
+
 
 namespace kernels {
 
 // out = op(x)
 inline void unary(UnaryOp op, Tensor& out, const Tensor& x) {
-    LUMEN_KERNEL_SWITCH(out.device(), unary(op, out, x))
+    LUMEN_DISPATCH(out.device(), unary(op, out, x))
 }
 // dx = dy · op'(x)
 inline void unary_backward(UnaryOp op, Tensor& dx, const Tensor& dy, const Tensor& x) {
-    LUMEN_KERNEL_SWITCH(dx.device(), unary_backward(op, dx, dy, x))
+    LUMEN_DISPATCH(dx.device(), unary_backward(op, dx, dy, x))
 }
 inline void binary(BinaryOp op, Tensor& out, const Tensor& a, const Tensor& b) {
-    LUMEN_KERNEL_SWITCH(out.device(), binary(op, out, a, b))
+    LUMEN_DISPATCH(out.device(), binary(op, out, a, b))
 }
 inline void compare(CompareOp op, Tensor& out, const Tensor& a, const Tensor& b) {
-    LUMEN_KERNEL_SWITCH(out.device(), compare(op, out, a, b))
+    LUMEN_DISPATCH(out.device(), compare(op, out, a, b))
 }
 inline void where(Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {
-    LUMEN_KERNEL_SWITCH(out.device(), where(out, cond, a, b))
+    LUMEN_DISPATCH(out.device(), where(out, cond, a, b))
 }
-inline void fill(Tensor& out, double value) { LUMEN_KERNEL_SWITCH(out.device(), fill(out, value)) }
+inline void fill(Tensor& out, double value) { LUMEN_DISPATCH(out.device(), fill(out, value)) }
 // out = src converted to out's dtype; host<->device transfers are the CUDA backend's.
 inline void copy(Tensor& out, const Tensor& src) {
     if (out.device().is_cpu() && src.device().is_cpu()) return cpu::copy(out, src);
+#ifdef LUMEN_WITH_CUDA
+    cuda::copy(out, src);
+#else
     missing_cuda_kernel("copy");
+#endif
 }
 inline void arange(Tensor& out, double start, double step) {
-    LUMEN_KERNEL_SWITCH(out.device(), arange(out, start, step))
+    LUMEN_DISPATCH(out.device(), arange(out, start, step))
 }
 inline void uniform(Tensor& out, const RngState& rng, double lo, double hi) {
-    LUMEN_KERNEL_SWITCH(out.device(), uniform(out, rng, lo, hi))
+    LUMEN_DISPATCH(out.device(), uniform(out, rng, lo, hi))
 }
 inline void normal(Tensor& out, const RngState& rng, double mean, double std) {
-    LUMEN_KERNEL_SWITCH(out.device(), normal(out, rng, mean, std))
+    LUMEN_DISPATCH(out.device(), normal(out, rng, mean, std))
 }
 
 }  // namespace kernels

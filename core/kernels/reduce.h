@@ -18,12 +18,19 @@ void reduce_rows(ReduceOp op, Tensor& out, const Tensor& x, int64_t n);
 void argmax_rows(Tensor& out, const Tensor& x, int64_t n);
 }  // namespace cpu
 
+#ifdef LUMEN_WITH_CUDA
+namespace cuda {
+void reduce_rows(ReduceOp op, Tensor& out, const Tensor& x, int64_t n);
+void argmax_rows(Tensor& out, const Tensor& x, int64_t n);
+}  // namespace cuda
+#endif
+
 namespace kernels {
 inline void reduce_rows(ReduceOp op, Tensor& out, const Tensor& x, int64_t n) {
-    LUMEN_KERNEL_SWITCH(out.device(), reduce_rows(op, out, x, n))
+    LUMEN_DISPATCH(out.device(), reduce_rows(op, out, x, n))
 }
 inline void argmax_rows(Tensor& out, const Tensor& x, int64_t n) {
-    LUMEN_KERNEL_SWITCH(out.device(), argmax_rows(out, x, n))
+    LUMEN_DISPATCH(out.device(), argmax_rows(out, x, n))
 }
 }  // namespace kernels
 

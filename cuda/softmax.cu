@@ -1,0 +1,137 @@
+// cuda/softmax.cu: CUDA softmax and log_softmax over the last dim, forward and backward
+// (conventions in core/kernels/softmax.h; reference: core/cpu/softmax.cpp).
+//
+// Rows of up to 1024 elements get one warp each, longer rows one block (cuda/rows.cuh). The
+// forward reads a row twice: once for the online (max, Σ exp(x − max)) pair, whose special values
+// follow the reference (an all -inf row, or one holding +inf or NaN, is NaN throughout), and once
+// to write y; the second read mostly hits L2. The backward reads (dy, y) once for Σ dy·y (softmax)
+// or Σ dy (log_softmax) and once to write dx. Loads and stores move 16 bytes where the rows allow;
+// math is f32 (f64 for f64). Fixed-order reductions: two runs give the same bits.
+#include "core/kernels/softmax.h"
+#include "cuda/rows.cuh"
+
+namespace lumen::cuda {
+
+namespace {
+
+enum class Log : bool { no, yes };
+
+template <typename DT, typename C, Log LOG, bool BLOCK>
+__global__ void softmax_forward_kernel(int64_t rows, int64_t n, const DT* __restrict__ x,
+                                       DT* __restrict__ y) {
+    using namespace rows;
+    __shared__ MaxSum<C> scratch[33];
+    const RowGrid<BLOCK> grid;
+    const int t = grid.t(), width = grid.width();
+    for (int64_t r = grid.first(); r < rows; r += grid.stride()) {
+        const DT* xr = x + r * n;  // (n,)
+        DT* yr = y + r * n;
+        MaxSum<C> part = identity_max_sum<C>();
+        walk_row(xr, n, t, width, true, [&]<int K>(int64_t i) {
+            C v[K];
+            load_k<K>(xr + i, v);
+            part = combine(part, chunk_max_sum<C, K>(v));
+        });
+        const MaxSum<C> row = finish(grid.all_reduce(part, Combine{}, identity_max_sum<C>(), scratch));
+        const C log_sum = log_c(row.s), inv_sum = C(1) / row.s;
+        walk_row(xr, n, t, width, same_alignment(xr, yr), [&]<int K>(int64_t i) {
+            C v[K];
+            load_k<K>(xr + i, v);
+#pragma unroll
+            for (int j = 0; j < K; ++j)
+                v[j] = LOG == Log::yes ? v[j] - row.m - log_sum : exp_c(v[j] - row.m) * inv_sum;
+            store_k<K>(yr + i, v);
+        });
+    }
+}
+
+// softmax:      dx = y · (dy − Σ dy·y)
+// log_softmax:  dx = dy − exp(y) · Σ dy
+template <typename DT, typename C, Log LOG, bool BLOCK>
+__global__ void softmax_backward_kernel(int64_t rows, int64_t n, const DT* __restrict__ dy,
+                                        const DT* __restrict__ y, DT* __restrict__ dx) {
+    using namespace rows;
+    __shared__ C scratch[33];
+    const RowGrid<BLOCK> grid;
+    const int t = grid.t(), width = grid.width();
+    for (int64_t r = grid.first(); r < rows; r += grid.stride()) {
+        const DT* gr = dy + r * n;  // (n,)
+        const DT* yr = y + r * n;
+        DT* dr = dx + r * n;
+        C part = 0;
+        walk_row(yr, n, t, width, same_alignment(yr, gr), [&]<int K>(int64_t i) {
+            C g[K], v[K];
+            load_k<K>(gr + i, g);
+            if constexpr (LOG == Log::no) load_k<K>(yr + i, v);
+#pragma unroll
+            for (int j = 0; j < K; ++j) part += LOG == Log::yes ? g[j] : g[j] * v[j];
+        });
+        const C total = grid.all_reduce(part, Add{}, C(0), scratch);
+        const bool vector = same_alignment(yr, gr) && same_alignment(yr, dr);
+        walk_row(yr, n, t, width, vector, [&]<int K>(int64_t i) {
+            C g[K], v[K];
+            load_k<K>(gr + i, g);
+            load_k<K>(yr + i, v);
+#pragma unroll
+            for (int j = 0; j < K; ++j)
+                v[j] = LOG == Log::yes ? g[j] - exp_c(v[j]) * total : v[j] * (g[j] - total);
+            store_k<K>(dr + i, v);
+        });
+    }
+}
+
+// Rows of n elements in a contiguous tensor (a 0-d tensor is one row of one element).
+int64_t row_length(const Tensor& t) { return t.dim() == 0 ? 1 : t.shape().back(); }
+
+template <Log LOG>
+void forward(const char* name, Tensor& y, const Tensor& x) {
+    const int64_t n = row_length(x);
+    if (n == 0 || x.numel() == 0) return;
+    const int64_t rows = x.numel() / n;
+    const int device = y.device().index;
+    set_device(device);
+    cudaStream_t stream = compute_stream(device);
+    dispatch_float(x.dtype(), name, [&]<typename T>() {
+        using DT = device_t<T>;
+        using C = compute_t<T>;
+        rows::launch_rows(rows, n, [&](auto block, unsigned blocks, int threads) {
+            softmax_forward_kernel<DT, C, LOG, decltype(block)::value>
+                <<<blocks, threads, 0, stream>>>(rows, n, data_ptr<T>(x), data_ptr<T>(y));
+        });
+    });
+    check_launch(LOG == Log::yes ? "log_softmax_forward_kernel" : "softmax_forward_kernel",
+                 {{"y", y}, {"x", x}});
+}
+
+template <Log LOG>
+void backward(const char* name, Tensor& dx, const Tensor& dy, const Tensor& y) {
+    const int64_t n = row_length(y);
+    if (n == 0 || y.numel() == 0) return;
+    const int64_t rows = y.numel() / n;
+    const int device = dx.device().index;
+    set_device(device);
+    cudaStream_t stream = compute_stream(device);
+    dispatch_float(y.dtype(), name, [&]<typename T>() {
+        using DT = device_t<T>;
+        using C = compute_t<T>;
+        rows::launch_rows(rows, n, [&](auto block, unsigned blocks, int threads) {
+            softmax_backward_kernel<DT, C, LOG, decltype(block)::value><<<blocks, threads, 0, stream>>>(
+                rows, n, data_ptr<T>(dy), data_ptr<T>(y), data_ptr<T>(dx));
+        });
+    });
+    check_launch(LOG == Log::yes ? "log_softmax_backward_kernel" : "softmax_backward_kernel",
+                 {{"dx", dx}, {"dy", dy}, {"y", y}});
+}
+
+}  // namespace
+
+void softmax(Tensor& y, const Tensor& x) { forward<Log::no>("softmax", y, x); }
+void log_softmax(Tensor& y, const Tensor& x) { forward<Log::yes>("log_softmax", y, x); }
+void softmax_backward(Tensor& dx, const Tensor& dy, const Tensor& y) {
+    backward<Log::no>("softmax_backward", dx, dy, y);
+}
+void log_softmax_backward(Tensor& dx, const Tensor& dy, const Tensor& y) {
+    backward<Log::yes>("log_softmax_backward", dx, dy, y);
+}
+
+}  // namespace lumen::cuda

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# scripts/gpu-check.sh: the GPU run, in one command for the device machine: build for sm_90, run
+# the whole test suite (CPU and CUDA cases), the CUDA cases under compute-sanitizer (memcheck and
+# racecheck), ./bench kernels, and the PyTorch peer ceilings in the same session. Logs go to
+# $OUT (or ./gpu-logs). Usage: bash scripts/gpu-check.sh [tests|sanitize|bench|peers ...]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-gpu-logs}"
+mkdir -p "$out"
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(tests sanitize bench peers)
+status=0
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DLUMEN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+    > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -60; exit 1; }
+echo "build: ok"
+
+for step in "${steps[@]}"; do
+    case "$step" in
+    tests)
+        (cd build-gpu && ctest --output-on-failure -j 8 > "../$out/ctest.log" 2>&1) || status=1
+        grep -E "tests passed|tests failed|Failed|\*\*\*" "$out/ctest.log" | tail -25
+        ./build-gpu/lumen_tests --no-version > "$out/tests_full.log" 2>&1 || status=1
+        grep -E "^\[doctest\] (test cases|assertions)|Status" "$out/tests_full.log" ;;
+    sanitize)
+        for tool in memcheck racecheck; do
+            compute-sanitizer --tool "$tool" --error-exitcode 9 ./build-gpu/lumen_tests -ts=cuda --no-version \
+                > "$out/sanitizer_$tool.log" 2>&1
+            echo "compute-sanitizer $tool (cuda suite): exit $? ; $(grep -E 'ERROR SUMMARY' "$out/sanitizer_$tool.log" | tail -1)"
+        done ;;
+    bench)
+        ./bench kernels --device cuda --json "$out/bench_kernels.jsonl" | tee "$out/bench_kernels.txt" || status=1 ;;
+    peers)
+        if [ -d .peer ]; then
+            PYTHONUNBUFFERED=1 python3 .peer/peer_bench.py ceil > "$out/peer_ceil.log" 2>&1 || status=1
+            grep -E '^\{' "$out/peer_ceil.log"
+        else
+            echo "peers: .peer/ (a copy of shared/perf) was not carried"
+        fi ;;
+    esac
+done
+exit $status

@@ -1,0 +1,96 @@
+// tests/cuda/runtime_test.cpp: the CUDA runtime pieces: the caching allocator (statistics, reuse
+// without driver calls, release, out-of-memory), transfers between host and device for every
+// dtype and layout, and Philox streams identical to the CPU's. GPU-only cases.
+#include "tests/harness.h"
+
+#ifdef LUMEN_WITH_CUDA
+#include "cuda/allocator.h"
+#include "cuda/runtime.h"
+
+#include <cmath>
+#include <cstring>
+
+using namespace lumen;
+
+LUMEN_CUDA_TEST("allocator: statistics follow tensors, rounded to size classes") {
+    const int d = device.index;
+    cuda::synchronize(d);
+    const cuda::AllocatorStats before = cuda::allocator_stats(d);
+    {
+        Tensor t = Tensor::empty({1000}, DType::f32, device);  // 4000 bytes -> 4096
+        const cuda::AllocatorStats during = cuda::allocator_stats(d);
+        CHECK(during.allocated_bytes == before.allocated_bytes + 4096);
+        CHECK(during.peak_allocated_bytes >= during.allocated_bytes);
+        CHECK(during.reserved_bytes >= during.allocated_bytes);
+        Tensor big = Tensor::empty({3 << 20}, DType::u8, device);  // 3 MiB -> 4 MiB class
+        CHECK(cuda::allocator_stats(d).allocated_bytes == during.allocated_bytes + (4u << 20));
+    }
+    CHECK(cuda::allocator_stats(d).allocated_bytes == before.allocated_bytes);
+}
+
+LUMEN_CUDA_TEST("allocator: a steady-state loop makes no driver allocations") {
+    const int d = device.index;
+    auto step = [&] {
+        Tensor a = Tensor::ones({257, 33}, DType::f32, device);
+        Tensor b = ops::exp(a) * 2.0;
+        Tensor c = ops::sum(b, {1});
+        return c;
+    };
+    step();  // warm the cache
+    const int64_t driver_before = cuda::allocator_stats(d).driver_allocs;
+    for (int i = 0; i < 50; ++i) step();
+    CHECK(cuda::allocator_stats(d).driver_allocs == driver_before);
+}
+
+LUMEN_CUDA_TEST("allocator: release_cache returns free blocks; out of memory is a clear, recoverable error") {
+    const int d = device.index;
+    { Tensor t = Tensor::empty({64 << 20}, DType::u8, device); }
+    cuda::release_cache(d);
+    const cuda::AllocatorStats s = cuda::allocator_stats(d);
+    CHECK(s.reserved_bytes == s.allocated_bytes);
+    const int64_t absurd = int64_t(1) << 46;  // 64 TiB
+    CHECK_THROWS_CONTAINING(Tensor::empty({absurd}, DType::u8, device), "out of memory");
+    CHECK_THROWS_CONTAINING(Tensor::empty({absurd}, DType::u8, device), "smaller batch_size");
+    Tensor after = Tensor::ones({1024}, DType::f32, device);  // the process carries on
+    CHECK(ops::sum(after).item() == 1024.0);
+}
+
+LUMEN_CUDA_TEST("transfers: host <-> device round trips for every dtype and for strided views") {
+    for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u16,
+                     DType::u8, DType::i8, DType::boolean}) {
+        INFO(dtype_name(dt));
+        Tensor host = test::random({7, 13}, 42, DType::f32, Device::cpu(), -50, 50).to(dt);
+        Tensor back = host.to(device).to(Device::cpu());
+        CHECK_CLOSE(back, host, test::Tolerance{0, 0});
+        Tensor strided = host.transpose(0, 1).slice(0, 1, 12, 3);  // non-contiguous source
+        CHECK_CLOSE(strided.to(device).to(Device::cpu()), strided.contiguous(), test::Tolerance{0, 0});
+    }
+    // Copies that convert and scatter into a strided destination, on the device.
+    Tensor src = test::random({4, 6}, 7, DType::f32, device);
+    Tensor dst = Tensor::zeros({6, 4}, DType::bf16, device);
+    Tensor window = dst.transpose(0, 1).detach();
+    window.copy_(src);
+    CHECK_CLOSE(dst.to(Device::cpu()), src.to(Device::cpu()).to(DType::bf16).transpose(0, 1).contiguous(),
+                test::Tolerance{0, 0});
+}
+
+LUMEN_CUDA_TEST("philox: a CUDA draw equals the CPU draw (uniform bit for bit, normal to f32 rounding)") {
+    for (int64_t n : {1, 3, 4, 5, 1000, 100003}) {
+        INFO("n = " << n);
+        Generator gc(99, 3), gg(99, 3);
+        Tensor uc = ops::rand({n}, gc, -2.0, 5.0), ug = ops::rand({n}, gg, -2.0, 5.0, DType::f32, device);
+        const auto vc = uc.to_vector<float>(), vg = ug.to_vector<float>();
+        CHECK(std::memcmp(vc.data(), vg.data(), vc.size() * sizeof(float)) == 0);
+        CHECK(gc.state().offset == gg.state().offset);
+        Tensor nc = ops::randn({n}, gc), ng = ops::randn({n}, gg, 0.0, 1.0, DType::f32, device);
+        CHECK_CLOSE(ng, nc, test::Tolerance{2e-6, 2e-6});
+        Tensor bc = ops::rand({n}, gc, 0.0, 1.0, DType::bf16), bg = ops::rand({n}, gg, 0.0, 1.0, DType::bf16, device);
+        CHECK_CLOSE(bg, bc, test::Tolerance{0, 0});
+    }
+}
+
+LUMEN_CUDA_TEST("cuda errors name the device and the problem") {
+    CHECK_THROWS_CONTAINING(Tensor::empty({4}, DType::f32, Device::cuda(1000)), "cuda:1000");
+}
+
+#endif  // LUMEN_WITH_CUDA
