@@ -1,6 +1,7 @@
 // core/device.h: where a tensor lives: the CPU or a CUDA device with an index.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 

@@ -3,9 +3,9 @@
 // x and out are contiguous (the public op makes x so), element i is the row-major index. Each
 // thread takes G consecutive elements starting at a multiple of 4 (G = 4, or 8 for bf16/f16 so the
 // loads are 16 bytes), computes each of their Philox blocks once, and applies the CPU's test to
-// every element: dropped when double(philox uniform) < p. A kept element is x · scale in the compute
-// type, scale = 1/(1 - p) rounded once to it, as on the CPU: CPU and CUDA masks and values are the
-// same bits. Unaligned pointers and the tail take scalar loads.
+// every element: dropped when double(philox uniform) < p. A kept element is x · scale in the
+// compute type, scale = 1/(1 - p) rounded once to it, as on the CPU: CPU and CUDA masks and values
+// are the same bits. Unaligned pointers and the tail take scalar loads.
 #include "core/kernels/dropout.h"
 #include "cuda/common.cuh"
 
@@ -16,7 +16,7 @@ namespace {
 template <typename DT, typename A, int G>
 __global__ void dropout_kernel(int64_t n, DT* out, const DT* x, double p, A scale, RngState rng,
                                bool aligned) {
-    static_assert(G % 4 == 0 && (G * sizeof(DT)) % 16 == 0, "whole Philox blocks, whole 16-byte packs");
+    static_assert(G % 4 == 0 && (G * sizeof(DT)) % 16 == 0, "whole Philox blocks and 16-byte packs");
     constexpr int packs = int(G * sizeof(DT) / 16);
     const int64_t groups = (n + G - 1) / G;
     for (int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
@@ -34,7 +34,7 @@ __global__ void dropout_kernel(int64_t n, DT* out, const DT* x, double p, A scal
         }
 #pragma unroll
         for (int q = 0; q < G / 4; ++q) {
-            // Elements base + 4q .. base + 4q + 3 share Philox block (base + 4q) / 4: word j is element j's.
+            // Elements base + 4q + j (j < 4) share Philox block (base + 4q) / 4; word j is theirs.
             const Philox4 block = philox_block(rng, uint64_t(base / 4 + q));
 #pragma unroll
             for (int j = 0; j < 4; ++j) {

@@ -70,7 +70,7 @@ __global__ void fill_kernel(int64_t n, OffsetCalc<1> calc, DT* out, DT value) {
 template <typename DT>
 __global__ void arange_kernel(int64_t n, DT* out, double start, double step) {
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-        out[i] = store_from<DT>(start + double(i) * step);
+        out[i] = store_from<DT>(__dadd_rn(start, __dmul_rn(double(i), step)));  // as the CPU: no FMA
 }
 
 // Element i of the draw: the same formula as the CPU (core/philox.h).
@@ -141,8 +141,16 @@ void fill(Tensor& out, double value) {
     check_launch("fill_kernel", {{"out", out}});
 }
 
-// Device-to-device copy with conversion; both on out's device.
+// Device-to-device copy with conversion; both on out's device. A plain contiguous copy is the
+// driver's copy engine path (cudaMemcpyAsync), which runs at the copy ceiling.
 void copy_on_device(Tensor& out, const Tensor& src) {
+    if (out.dtype() == src.dtype() && out.is_contiguous() && src.is_contiguous() && out.shape() == src.shape()) {
+        if (out.numel() == 0) return;
+        set_device(out.device().index);
+        LUMEN_CUDA_CHECK(cudaMemcpyAsync(out.data_ptr(), src.data_ptr(), size_t(out.numel()) * dtype_size(out.dtype()),
+                                         cudaMemcpyDeviceToDevice, compute_stream(out.device().index)));
+        return;
+    }
     dispatch_all(out.dtype(), "copy", [&]<typename To>() {
         dispatch_all(src.dtype(), "copy", [&]<typename From>() {
             launch_map<device_t<To>, device_t<From>>("copy_kernel", out, {&src},

@@ -41,17 +41,27 @@ __device__ __forceinline__ void map_vector(Vec<OutT, VEC>& o, const F& f, const 
     for (int j = 0; j < VEC; ++j) o.v[j] = f(vs.v[j]...);
 }
 
-template <int VEC, typename OutT, typename F, typename... InT>
+// Each thread handles UNROLL vectors per step, blockDim apart (coalesced), loading all of them
+// before computing any: more bytes in flight per thread is what memory-bound kernels need.
+template <int VEC, int UNROLL, typename OutT, typename F, typename... InT>
 __global__ void map_contiguous_kernel(int64_t n, OutT* out, F f, const InT*... in) {
-    const int64_t stride = int64_t(gridDim.x) * blockDim.x * VEC;
-    for (int64_t base = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * VEC; base < n; base += stride) {
-        if (base + VEC <= n) {
-            Vec<OutT, VEC> o;
-            // NOTE: the arguments are the vector loads, one per input, issued before any use.
-            map_vector<VEC>(o, f, *reinterpret_cast<const Vec<InT, VEC>*>(in + base)...);
-            *reinterpret_cast<Vec<OutT, VEC>*>(out + base) = o;
-        } else {
-            for (int64_t i = base; i < n; ++i) out[i] = f(in[i]...);
+    const int64_t tile = int64_t(blockDim.x) * VEC * UNROLL;
+    for (int64_t start = int64_t(blockIdx.x) * tile; start < n; start += int64_t(gridDim.x) * tile) {
+        if (start + tile <= n) {
+            Vec<OutT, VEC> o[UNROLL];
+#pragma unroll
+            for (int u = 0; u < UNROLL; ++u) {
+                const int64_t base = start + (int64_t(u) * blockDim.x + threadIdx.x) * VEC;
+                // NOTE: the arguments are the vector loads, one per input.
+                map_vector<VEC>(o[u], f, *reinterpret_cast<const Vec<InT, VEC>*>(in + base)...);
+            }
+#pragma unroll
+            for (int u = 0; u < UNROLL; ++u) {
+                const int64_t base = start + (int64_t(u) * blockDim.x + threadIdx.x) * VEC;
+                *reinterpret_cast<Vec<OutT, VEC>*>(out + base) = o[u];
+            }
+        } else {  // the last, partial tile
+            for (int64_t i = start + threadIdx.x; i < n && i < start + tile; i += blockDim.x) out[i] = f(in[i]...);
         }
     }
 }
@@ -80,9 +90,10 @@ void launch_map(const char* name, const Tensor& out, const std::array<const Tens
     for (const Tensor* t : in) contiguous = contiguous && t->is_contiguous() && t->shape() == out.shape() && aligned16(t->data_ptr());
     const int64_t max_blocks = int64_t(properties(device).sm_count) * 16;
     if (contiguous) {
-        const int64_t blocks = std::min<int64_t>(blocks_for((n + VEC - 1) / VEC, threads), max_blocks);
+        constexpr int UNROLL = 4;
+        const int64_t blocks = std::min<int64_t>(blocks_for((n + VEC * UNROLL - 1) / (VEC * UNROLL), threads), max_blocks);
         std::apply([&](const auto*... tensors) {
-            map_contiguous_kernel<VEC><<<unsigned(blocks), threads, 0, stream>>>(
+            map_contiguous_kernel<VEC, UNROLL><<<unsigned(blocks), threads, 0, stream>>>(
                 n, static_cast<OutT*>(out.data_ptr()), f, static_cast<const InT*>(tensors->data_ptr())...);
         }, in);
     } else {

@@ -7,7 +7,7 @@
 // stable radix sort, so each table row's positions come out in increasing order; a binary search
 // gives each row its run [offsets[v], offsets[v + 1]); then one thread per (row, column chunk)
 // sums dy over the run in that order in f32 (f64 for f64) and writes dweight (=), zero for rows no
-// index names. The sum order is the CPU reference's, so f32 and f64 results match it bit for bit.
+// index names. The sum order is the CPU reference's, so the results match it bit for bit.
 //
 // Out-of-range indices on CUDA: the CPU kernel throws, but checking here would need a host read of
 // the indices (a synchronisation). Instead an index outside [0, V) gathers a row of all-one bits
@@ -207,8 +207,10 @@ void embedding_backward(Tensor& dweight, const Tensor& dy, const Tensor& indices
     cudaStream_t stream = compute_stream(device);
     dispatch_index(indices.dtype(), "embedding_backward", [&]<typename I>() {
         dispatch_float(dweight.dtype(), "embedding_backward", [&]<typename T>() {
-            if (V < int64_t(UINT32_MAX)) backward_with_keys<T, I, uint32_t>(dweight, dy, indices, stream, device);
-            else backward_with_keys<T, I, uint64_t>(dweight, dy, indices, stream, device);
+            if (V < int64_t(UINT32_MAX))  // keys 0..V (V marks an out-of-range index)
+                backward_with_keys<T, I, uint32_t>(dweight, dy, indices, stream, device);
+            else
+                backward_with_keys<T, I, uint64_t>(dweight, dy, indices, stream, device);
         });
     });
 }

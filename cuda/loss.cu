@@ -41,7 +41,7 @@ __global__ void cross_entropy_rows_kernel(int64_t rows, int64_t V, const DT* __r
         walk_row(xr, V, t, width, true, [&]<int K>(int64_t i) {
             C v[K];
             load_k<K>(xr + i, v);
-            part = combine(part, chunk_max_sum<C, K>(v));
+            update(part, v);
         });
         const MaxSum<C> row = finish(grid.all_reduce(part, Combine{}, identity_max_sum<C>(), scratch));
         if (t == 0) {
@@ -136,7 +136,7 @@ void cross_entropy(Tensor& loss, Tensor& lse, Tensor& count, const Tensor& logit
         dispatch_float(logits.dtype(), "cross_entropy", [&]<typename T>() {
             using C = compute_t<T>;
             if (rows > 0) {
-                rows::launch_rows(rows, V, [&](auto block, unsigned blocks, int threads) {
+                rows::launch_rows(rows, V, [&](auto block, auto, unsigned blocks, int threads) {
                     cross_entropy_rows_kernel<device_t<T>, C, I, decltype(block)::value>
                         <<<blocks, threads, 0, stream>>>(rows, V, data_ptr<T>(logits),
                                                          data_ptr<I>(target), ignore_index,
@@ -164,7 +164,7 @@ void cross_entropy_backward(Tensor& dlogits, const Tensor& dloss, const Tensor& 
     dispatch_index(target.dtype(), "cross_entropy_backward", [&]<typename I>() {
         dispatch_float(logits.dtype(), "cross_entropy_backward", [&]<typename T>() {
             using C = compute_t<T>;
-            rows::launch_rows(rows, V, [&](auto block, unsigned blocks, int threads) {
+            rows::launch_rows(rows, V, [&](auto block, auto, unsigned blocks, int threads) {
                 cross_entropy_backward_kernel<device_t<T>, C, I, decltype(block)::value>
                     <<<blocks, threads, 0, stream>>>(rows, V, data_ptr<T>(logits), data_ptr<I>(target),
                                                      ignore_index, data_ptr<C>(lse), dloss.data_ptr(),

@@ -127,13 +127,15 @@ void norm_forward(Tensor& y, Tensor* mean, Tensor& rstd, const Tensor& x, const 
     const int device = x.device().index;
     set_device(device);
     cudaStream_t stream = compute_stream(device);
-    const bool aligned = aligned16(x.data_ptr()) && aligned16(y.data_ptr()) && aligned_or_none(weight) &&
-                         aligned_or_none(bias);
+    const bool aligned = aligned16(x.data_ptr()) && aligned16(y.data_ptr()) &&
+                         aligned_or_none(weight) && aligned_or_none(bias);
     const Plan p = plan_rows<T>(C, aligned, max_cached_forward);
+    A* const mp = mean ? data_ptr<A>(*mean) : nullptr;
     auto launch = [&](auto kernel) {
-        kernel<<<row_blocks(rows, p), p.threads, 0, stream>>>(
-            rows, C, data_ptr<T>(y), mean ? data_ptr<A>(*mean) : nullptr, data_ptr<A>(rstd), data_ptr<T>(x),
-            ptr_or_null<T>(weight), ptr_or_null<T>(bias), A(eps));
+        kernel<<<row_blocks(rows, p), p.threads, 0, stream>>>(rows, C, data_ptr<T>(y), mp,
+                                                              data_ptr<A>(rstd), data_ptr<T>(x),
+                                                              ptr_or_null<T>(weight),
+                                                              ptr_or_null<T>(bias), A(eps));
     };
     if (p.vec) {
         if constexpr (!std::is_same_v<T, double>)
@@ -143,7 +145,8 @@ void norm_forward(Tensor& y, Tensor* mean, Tensor& rstd, const Tensor& x, const 
                                    : norm_forward_vec_kernel<DT, A, RMS, false, VPT>);
             });
     } else {
-        launch(p.block ? norm_forward_kernel<DT, A, RMS, true> : norm_forward_kernel<DT, A, RMS, false>);
+        launch(p.block ? norm_forward_kernel<DT, A, RMS, true>
+                       : norm_forward_kernel<DT, A, RMS, false>);
     }
     check_launch(RMS ? "rmsnorm_kernel" : "layernorm_kernel", {{"y", y}, {"x", x}});
 }

@@ -2,7 +2,8 @@
 // core/cpu/norm.cpp). Row geometry and the launch plan: cuda/norm.cuh.
 //
 // xhat = (x - mean)·rstd (mean = 0 for rmsnorm), g = dy·weight:
-//   layernorm dx = rstd·(g - mean(g) - xhat·mean(g·xhat)),  rmsnorm dx = rstd·(g - xhat·mean(g·xhat)),
+//   layernorm dx = rstd·(g - mean(g) - xhat·mean(g·xhat)),
+//   rmsnorm   dx = rstd·(g - xhat·mean(g·xhat)),
 //   dweight = Σ_rows dy·xhat,  dbias = Σ_rows dy.
 // dx: per row, one pass from the saved statistics. dweight/dbias: the rows are cut into `parts`
 // fixed ranges (their count depends only on the row count); the block of range b writes its sums
@@ -14,7 +15,9 @@
 #include "core/kernels/norm.h"
 #include "cuda/norm.cuh"
 
-#include <atomic>
+#include <mutex>
+#include <set>
+#include <utility>
 
 namespace lumen::cuda {
 
@@ -24,9 +27,9 @@ using namespace norm_detail;
 
 constexpr int64_t max_parts = 512;  // row ranges of the parameter-gradient partial sums
 
-// Row ranges for the partial sums: a function of the row count (and the row geometry) alone.
-int64_t parts_for(int64_t rows, bool block) {
-    const int64_t min_rows = block ? 8 : 32;
+// Row ranges for the partial sums: a function of the row count and the kernel choice alone.
+int64_t parts_for(int64_t rows, const Plan& p) {
+    const int64_t min_rows = !p.vec ? 64 : p.block ? 8 : 32;
     return std::clamp<int64_t>((rows + min_rows - 1) / min_rows, 1, max_parts);
 }
 
@@ -50,7 +53,8 @@ norm_backward_vec_kernel(int64_t rows, int64_t C, int64_t parts, DT* dx, A* part
     const int warp = BLOCK ? 0 : threadIdx.x / 32, warps = BLOCK ? 1 : blockDim.x / 32;
     const int64_t begin = rows * blockIdx.x / parts, end = rows * (blockIdx.x + 1) / parts;
     const bool want_params = part_w || part_b;
-    APack* const smem_w = reinterpret_cast<APack*>(warp_acc_bytes) + warp * nvec;  // this warp's sums
+    // This warp's sums (warp mode).
+    APack* const smem_w = reinterpret_cast<APack*>(warp_acc_bytes) + warp * nvec;
     APack* const smem_b = smem_w + warps * nvec;
     APack reg_w[VPT], reg_b[VPT];  // block mode's sums (unused in warp mode)
 #pragma unroll
@@ -69,7 +73,10 @@ norm_backward_vec_kernel(int64_t rows, int64_t C, int64_t parts, DT* dx, A* part
         Pack px[VPT], pd[VPT];
 #pragma unroll
         for (int k = 0; k < VPT; ++k)
-            if (lane + k * width < nvec) px[k] = xr[lane + k * width], pd[k] = dyr[lane + k * width];
+            if (lane + k * width < nvec) {
+                px[k] = xr[lane + k * width];
+                pd[k] = dyr[lane + k * width];
+            }
         A mu = A(0);
         if constexpr (!RMS) mu = mean[row];
         const A rs = rstd[row];
@@ -200,11 +207,15 @@ __global__ void norm_partials_kernel(int64_t rows, int64_t C, int64_t parts, A* 
     if (part_b) part_b[part * C + c] = tb;
 }
 
-// out[c] = Σ_b partial[b][c]: threadIdx.y takes every 32nd partial, then the 32 sums are added in
-// order.
+// out[c] = Σ_b partial[b][c] for the pair blockIdx.y selects (0: dweight, 1: dbias; a null out is
+// skipped): threadIdx.y takes every 32nd partial, then the 32 sums are added in order.
 template <typename DT, typename A>
-__global__ void norm_sum_partials_kernel(int64_t parts, int64_t C, DT* out, const A* partial) {
+__global__ void norm_sum_partials_kernel(int64_t parts, int64_t C, DT* out_w, const A* part_w,
+                                         DT* out_b, const A* part_b) {
     __shared__ A sums[32][33];
+    DT* const out = blockIdx.y == 0 ? out_w : out_b;
+    const A* const partial = blockIdx.y == 0 ? part_w : part_b;
+    if (!out) return;
     const int64_t c = int64_t(blockIdx.x) * 32 + threadIdx.x;
     A acc = A(0);
     if (c < C)
@@ -217,12 +228,24 @@ __global__ void norm_sum_partials_kernel(int64_t parts, int64_t C, DT* out, cons
     out[c] = store_from<DT>(total);
 }
 
-template <typename T>
-void sum_partials(Tensor& out, const Tensor& partial, cudaStream_t stream) {
-    const int64_t parts = partial.size(0), C = partial.size(1);
-    norm_sum_partials_kernel<<<unsigned((C + 31) / 32), dim3(32, 32), 0, stream>>>(
-        parts, C, data_ptr<T>(out), data_ptr<compute_t<T>>(partial));
-    check_launch("norm_sum_partials_kernel", {{"out", out}, {"partial", partial}});
+// The shared memory of a warp-mode block's sums: (2, warps, C) in A.
+template <typename A>
+size_t warp_sums_bytes(int64_t C) {
+    return 2 * size_t(warp_mode_threads / 32) * size_t(C) * sizeof(A);
+}
+
+// Lets a warp-mode kernel take up to 64 KiB of sums (C <= 1024), past the default 48 KiB; once
+// per kernel and device.
+template <typename A, typename Kernel>
+void allow_warp_sums(Kernel kernel, int device) {
+    static std::mutex mutex;
+    static std::set<std::pair<const void*, int>> done;
+    const std::pair<const void*, int> key{reinterpret_cast<const void*>(kernel), device};
+    std::lock_guard<std::mutex> lock(mutex);
+    if (done.count(key)) return;
+    LUMEN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          int(warp_sums_bytes<A>(1024))));
+    done.insert(key);
 }
 
 template <typename T, bool RMS>
@@ -243,10 +266,10 @@ void norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy,
     }
     const bool want_params = dweight.defined() || dbias.defined();
     if (!dx.defined() && !want_params) return;
-    const bool aligned = aligned16(x.data_ptr()) && aligned16(dy.data_ptr()) && aligned_or_none(dx) &&
-                         aligned_or_none(weight);
+    const bool aligned = aligned16(x.data_ptr()) && aligned16(dy.data_ptr()) &&
+                         aligned_or_none(dx) && aligned_or_none(weight);
     const Plan p = plan_rows<T>(C, aligned, max_cached_backward);
-    const int64_t parts = parts_for(rows, p.block);
+    const int64_t parts = parts_for(rows, p);
     const DType acc_dtype = norm_stats_dtype(x.dtype());
     Tensor part_w = dweight.defined() ? Tensor::empty({parts, C}, acc_dtype, x.device()) : Tensor();
     Tensor part_b = dbias.defined() ? Tensor::empty({parts, C}, acc_dtype, x.device()) : Tensor();
@@ -254,10 +277,13 @@ void norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy,
     A* pw = part_w.defined() ? data_ptr<A>(part_w) : nullptr;
     A* pb = part_b.defined() ? data_ptr<A>(part_b) : nullptr;
     const A* mp = mean ? data_ptr<A>(*mean) : nullptr;
+    const DT* dyp = data_ptr<T>(dy);
+    const DT* xp = data_ptr<T>(x);
+    const DT* wp = ptr_or_null<T>(weight);
+    const A* rp = data_ptr<A>(rstd);
     auto launch_vec = [&](auto kernel, size_t smem) {
-        kernel<<<unsigned(parts), p.threads, smem, stream>>>(rows, C, parts, dxp, pw, pb, data_ptr<T>(dy),
-                                                           data_ptr<T>(x), mp, data_ptr<A>(rstd),
-                                                           ptr_or_null<T>(weight));
+        kernel<<<unsigned(parts), p.threads, smem, stream>>>(rows, C, parts, dxp, pw, pb, dyp, xp,
+                                                           mp, rp, wp);
     };
     if (p.vec) {
         if constexpr (!std::is_same_v<T, double>)
@@ -267,29 +293,29 @@ void norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy,
                         launch_vec(norm_backward_vec_kernel<DT, A, RMS, true, VPT>, 0);
                 } else if constexpr (VPT * VEC <= max_cached_forward) {
                     auto kernel = norm_backward_vec_kernel<DT, A, RMS, false, VPT>;
-                    // NOTE: up to 64 KiB of sums (C <= 1024), past the default 48 KiB: opt in once per device.
-                    static std::atomic<uint64_t> opted_in{0};
-                    const uint64_t bit = uint64_t(1) << (device % 64);
-                    if (!(opted_in.load() & bit)) {
-                        LUMEN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                              int(2 * (warp_mode_threads / 32) * 1024 * sizeof(A))));
-                        if (device < 64) opted_in |= bit;
-                    }
-                    launch_vec(kernel, want_params ? 2 * size_t(warp_mode_threads / 32) * size_t(C) * sizeof(A) : 0);
+                    allow_warp_sums<A>(kernel, device);
+                    launch_vec(kernel, want_params ? warp_sums_bytes<A>(C) : 0);
                 }
             });
     } else {
-        if (dx.defined())
-            (p.block ? norm_backward_dx_kernel<DT, A, RMS, true> : norm_backward_dx_kernel<DT, A, RMS, false>)
-                <<<row_blocks(rows, p), p.threads, 0, stream>>>(rows, C, dxp, data_ptr<T>(dy), data_ptr<T>(x), mp,
-                                                              data_ptr<A>(rstd), ptr_or_null<T>(weight));
-        if (want_params)
-            norm_partials_kernel<DT, A, RMS><<<dim3(unsigned((C + 31) / 32), unsigned(parts)), dim3(32, 8), 0, stream>>>(
-                rows, C, parts, pw, pb, data_ptr<T>(dy), data_ptr<T>(x), mp, data_ptr<A>(rstd));
+        if (dx.defined()) {
+            auto kernel = p.block ? norm_backward_dx_kernel<DT, A, RMS, true>
+                                  : norm_backward_dx_kernel<DT, A, RMS, false>;
+            kernel<<<row_blocks(rows, p), p.threads, 0, stream>>>(rows, C, dxp, dyp, xp, mp, rp,
+                                                                  wp);
+        }
+        if (want_params) {
+            const dim3 grid(unsigned((C + 31) / 32), unsigned(parts));
+            norm_partials_kernel<DT, A, RMS><<<grid, dim3(32, 8), 0, stream>>>(
+                rows, C, parts, pw, pb, dyp, xp, mp, rp);
+        }
     }
-    check_launch(RMS ? "rmsnorm_backward_kernel" : "layernorm_backward_kernel", {{"dy", dy}, {"x", x}});
-    if (part_w.defined()) sum_partials<T>(dweight, part_w, stream);
-    if (part_b.defined()) sum_partials<T>(dbias, part_b, stream);
+    check_launch(RMS ? "rmsnorm_backward_kernel" : "layernorm_backward_kernel",
+                 {{"dy", dy}, {"x", x}});
+    if (!want_params) return;
+    norm_sum_partials_kernel<<<dim3(unsigned((C + 31) / 32), 2), dim3(32, 32), 0, stream>>>(
+        parts, C, ptr_or_null<T>(dweight), pw, ptr_or_null<T>(dbias), pb);
+    check_launch("norm_sum_partials_kernel", {{"dy", dy}, {"x", x}});
 }
 
 }  // namespace

@@ -14,8 +14,8 @@
 
 namespace lumen::cuda::rows {
 
-// Rows of up to warp_row_max elements get one warp each (warps_per_block rows per block); longer
-// rows get one block each of block_threads(n) threads.
+// Rows of up to warp_row_max elements get one warp each (or 8 lanes, see launch_rows), longer rows
+// one block each of block_threads(n) threads.
 inline constexpr int64_t warp_row_max = 1024;
 inline constexpr int warps_per_block = 8;
 inline int block_threads(int64_t n) {
@@ -33,10 +33,13 @@ template <typename C>
 __device__ __forceinline__ C quiet_nan() {
     return C(NAN);
 }
+// exp in the compute type. NOTE: f32 goes through exp2f (the hardware ex2, 2 ulp) of x·log2(e):
+// expf's extra range reduction made the bf16 row kernels compute-bound. The product's rounding
+// adds |x|·2^-24 to the exponent: about 1e-6 relative for x = -20, far inside f32 tolerances.
 template <typename C>
 __device__ __forceinline__ C exp_c(C x) {
     if constexpr (std::is_same_v<C, double>) return ::exp(x);
-    else return ::expf(x);
+    else return exp2f(x * 1.4426950408889634f);
 }
 template <typename C>
 __device__ __forceinline__ C log_c(C x) {
@@ -76,10 +79,12 @@ __device__ __forceinline__ void load_k(const DT* p, C (&v)[K]) {
     if constexpr (K == 1) {
         v[0] = load_as<C>(*p);
     } else {
-        struct alignas(16) Pack { DT e[K]; };
-        const Pack pack = *reinterpret_cast<const Pack*>(p);
+        static_assert(K * sizeof(DT) == 16);
+        const uint4 raw = *reinterpret_cast<const uint4*>(p);
+        DT e[K];
+        memcpy(e, &raw, 16);
 #pragma unroll
-        for (int j = 0; j < K; ++j) v[j] = load_as<C>(pack.e[j]);
+        for (int j = 0; j < K; ++j) v[j] = load_as<C>(e[j]);
     }
 }
 template <int K, typename DT, typename C>
@@ -87,11 +92,14 @@ __device__ __forceinline__ void store_k(DT* p, const C (&v)[K]) {
     if constexpr (K == 1) {
         *p = store_from<DT>(v[0]);
     } else {
-        struct alignas(16) Pack { DT e[K]; };
-        Pack pack;
+        // NOTE: through a uint4: a struct of 8 __nv_bfloat16 is stored as 8 2-byte stores.
+        static_assert(K * sizeof(DT) == 16);
+        DT e[K];
 #pragma unroll
-        for (int j = 0; j < K; ++j) pack.e[j] = store_from<DT>(v[j]);
-        *reinterpret_cast<Pack*>(p) = pack;
+        for (int j = 0; j < K; ++j) e[j] = store_from<DT>(v[j]);
+        uint4 raw;
+        memcpy(&raw, e, 16);
+        *reinterpret_cast<uint4*>(p) = raw;
     }
 }
 
@@ -107,24 +115,27 @@ template <typename C>
 __device__ __forceinline__ MaxSum<C> identity_max_sum() {
     return {neg_inf<C>(), C(0)};
 }
-// Symmetric in a and b, so a butterfly or a tree gives the same bits either way round.
+// Folds K more values into a thread's pair: the new max first (NaN never becomes the max), then
+// one exp per value; s is rescaled only when the max grows, which is rare after a row's start.
+template <typename C, int K>
+__device__ __forceinline__ void update(MaxSum<C>& p, const C (&v)[K]) {
+    C m = p.m;
+#pragma unroll
+    for (int j = 0; j < K; ++j) m = v[j] > m ? v[j] : m;
+    if (m > p.m) {
+        p.s *= exp_c(p.m - m);  // 0 when p.m = -inf (NaN stays NaN)
+        p.m = m;
+    }
+#pragma unroll
+    for (int j = 0; j < K; ++j)
+        if (v[j] != neg_inf<C>()) p.s += exp_c(v[j] - p.m);
+}
+// Merges two threads' pairs. Symmetric in a and b, so either order gives the same bits.
 template <typename C>
 __device__ __forceinline__ MaxSum<C> combine(MaxSum<C> a, MaxSum<C> b) {
     const C m = a.m > b.m ? a.m : b.m;
     if (m == neg_inf<C>()) return {m, a.s + b.s};  // only -inf (or NaN) seen: s is 0 or NaN
     return {m, a.s * exp_c(a.m - m) + b.s * exp_c(b.m - m)};
-}
-// The pair of K values: the max first (NaN never becomes the max), then the sum under it.
-template <typename C, int K>
-__device__ __forceinline__ MaxSum<C> chunk_max_sum(const C (&v)[K]) {
-    C m = neg_inf<C>();
-#pragma unroll
-    for (int j = 0; j < K; ++j) m = v[j] > m ? v[j] : m;
-    C s = 0;
-#pragma unroll
-    for (int j = 0; j < K; ++j)
-        if (v[j] != neg_inf<C>()) s += exp_c(v[j] - m);
-    return {m, s};
 }
 template <typename C>
 __device__ __forceinline__ MaxSum<C> finish(MaxSum<C> p) {
@@ -133,20 +144,21 @@ __device__ __forceinline__ MaxSum<C> finish(MaxSum<C> p) {
 }
 
 template <typename C>
-__device__ __forceinline__ C shuffle_down(C v, int offset) {
-    return __shfl_down_sync(0xffffffffu, v, offset);
+__device__ __forceinline__ C shuffle_down(C v, int offset, int width) {
+    return __shfl_down_sync(0xffffffffu, v, offset, width);
 }
 template <typename C>
-__device__ __forceinline__ MaxSum<C> shuffle_down(MaxSum<C> v, int offset) {
-    return {__shfl_down_sync(0xffffffffu, v.m, offset), __shfl_down_sync(0xffffffffu, v.s, offset)};
+__device__ __forceinline__ MaxSum<C> shuffle_down(MaxSum<C> v, int offset, int width) {
+    return {__shfl_down_sync(0xffffffffu, v.m, offset, width),
+            __shfl_down_sync(0xffffffffu, v.s, offset, width)};
 }
 template <typename C>
-__device__ __forceinline__ C shuffle_from_lane0(C v) {
-    return __shfl_sync(0xffffffffu, v, 0);
+__device__ __forceinline__ C shuffle_from_first(C v, int width) {
+    return __shfl_sync(0xffffffffu, v, 0, width);
 }
 template <typename C>
-__device__ __forceinline__ MaxSum<C> shuffle_from_lane0(MaxSum<C> v) {
-    return {__shfl_sync(0xffffffffu, v.m, 0), __shfl_sync(0xffffffffu, v.s, 0)};
+__device__ __forceinline__ MaxSum<C> shuffle_from_first(MaxSum<C> v, int width) {
+    return {__shfl_sync(0xffffffffu, v.m, 0, width), __shfl_sync(0xffffffffu, v.s, 0, width)};
 }
 
 struct Add {
@@ -160,12 +172,13 @@ struct Combine {
     }
 };
 
-// The fold of a whole warp's values, returned to every lane (lane 0's tree result, broadcast).
-template <typename V, typename Op>
-__device__ __forceinline__ V warp_all_reduce(V v, Op op) {
+// The fold of each group of LANES consecutive lanes, returned to every lane of the group (the
+// group's first lane's tree result, broadcast). Every lane of the warp must call it.
+template <int LANES = 32, typename V, typename Op>
+__device__ __forceinline__ V lanes_all_reduce(V v, Op op) {
 #pragma unroll
-    for (int offset = 16; offset > 0; offset /= 2) v = op(v, shuffle_down(v, offset));
-    return shuffle_from_lane0(v);
+    for (int offset = LANES / 2; offset > 0; offset /= 2) v = op(v, shuffle_down(v, offset, LANES));
+    return shuffle_from_first(v, LANES);
 }
 
 // The fold of a whole block's values, returned to every thread. Every thread of the block must
@@ -173,46 +186,63 @@ __device__ __forceinline__ V warp_all_reduce(V v, Op op) {
 template <typename V, typename Op>
 __device__ __forceinline__ V block_all_reduce(V v, Op op, V identity, V* scratch) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    v = warp_all_reduce(v, op);
+    v = lanes_all_reduce(v, op);
     if (lane == 0) scratch[warp] = v;
     __syncthreads();
     if (warp == 0) {
         v = lane < int(blockDim.x / 32) ? scratch[lane] : identity;
-        v = warp_all_reduce(v, op);
+        v = lanes_all_reduce(v, op);
         if (lane == 0) scratch[32] = v;
     }
     __syncthreads();
     return scratch[32];
 }
 
-// One row per warp (BLOCK = false: rows warp, warp + warps, ...) or per block (BLOCK = true):
-// the thread's index and width inside its row, and the grid-stride walk over rows.
-template <bool BLOCK>
+// Who works on which row. BLOCK: one row per block. Otherwise one row per group of LANES lanes
+// (8, 16 or 32), so a warp takes 32 / LANES consecutive rows. Kernels loop over row groups,
+//   for (int64_t g = grid.first(); g < rows; g += grid.stride()) { r = g + grid.offset(); ... }
+// a condition uniform across each warp (and block), so every lane reaches every shuffle; a lane
+// group whose row r is past the last (r ≥ rows) walks 0 elements and writes nothing.
+template <bool BLOCK, int LANES = 32>
 struct RowGrid {
-    __device__ __forceinline__ int t() const { return BLOCK ? int(threadIdx.x) : int(threadIdx.x % 32); }
-    __device__ __forceinline__ int width() const { return BLOCK ? int(blockDim.x) : 32; }
+    static_assert(LANES == 8 || LANES == 16 || LANES == 32);
+    static constexpr int64_t per_warp = 32 / LANES;
+    __device__ __forceinline__ int t() const { return BLOCK ? int(threadIdx.x) : int(threadIdx.x % LANES); }
+    __device__ __forceinline__ int width() const { return BLOCK ? int(blockDim.x) : LANES; }
     __device__ __forceinline__ int64_t first() const {
-        return BLOCK ? int64_t(blockIdx.x) : int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+        return BLOCK ? int64_t(blockIdx.x)
+                     : (int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32) * per_warp;
     }
     __device__ __forceinline__ int64_t stride() const {
-        return BLOCK ? int64_t(gridDim.x) : int64_t(gridDim.x) * (blockDim.x / 32);
+        return BLOCK ? int64_t(gridDim.x) : int64_t(gridDim.x) * (blockDim.x / 32) * per_warp;
     }
+    __device__ __forceinline__ int64_t offset() const { return BLOCK ? 0 : (threadIdx.x % 32) / LANES; }
     template <typename V, typename Op>
     __device__ __forceinline__ V all_reduce(V v, Op op, V identity, V* scratch) const {
         if constexpr (BLOCK) return block_all_reduce(v, op, identity, scratch);
-        else return warp_all_reduce(v, op);
+        else return lanes_all_reduce<LANES>(v, op);
     }
 };
 
-// Launches kernel_for<BLOCK>() over `rows` rows of n elements as described above:
-// launch(kernel, blocks, threads).
-template <typename Launch>
+// Launches over `rows` rows of n elements as described above, calling
+// launch(block, lanes, blocks, threads) with block a std::bool_constant and lanes a
+// std::integral_constant<int, LANES>. Rows of up to narrow_row_max elements (when NARROW) get 8
+// lanes each, rows up to warp_row_max a warp, longer rows a block.
+inline constexpr int64_t narrow_row_max = 128;
+template <bool NARROW = false, typename Launch>
 void launch_rows(int64_t rows, int64_t n, Launch&& launch) {
-    if (n <= warp_row_max) {
-        const int64_t blocks = std::min<int64_t>((rows + warps_per_block - 1) / warps_per_block, max_grid);
-        launch(std::false_type{}, unsigned(blocks), warps_per_block * 32);
+    auto warp_rows = [&](auto lanes) {
+        const int64_t per_block = warps_per_block * (32 / decltype(lanes)::value);
+        const int64_t blocks = std::min<int64_t>((rows + per_block - 1) / per_block, max_grid);
+        launch(std::false_type{}, lanes, unsigned(blocks), warps_per_block * 32);
+    };
+    if (NARROW && n <= narrow_row_max) {
+        warp_rows(std::integral_constant<int, 8>{});
+    } else if (n <= warp_row_max) {
+        warp_rows(std::integral_constant<int, 32>{});
     } else {
-        launch(std::true_type{}, unsigned(std::min<int64_t>(rows, max_grid)), block_threads(n));
+        launch(std::true_type{}, std::integral_constant<int, 32>{},
+               unsigned(std::min<int64_t>(rows, max_grid)), block_threads(n));
     }
 }
 

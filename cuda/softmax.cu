@@ -1,12 +1,13 @@
 // cuda/softmax.cu: CUDA softmax and log_softmax over the last dim, forward and backward
 // (conventions in core/kernels/softmax.h; reference: core/cpu/softmax.cpp).
 //
-// Rows of up to 1024 elements get one warp each, longer rows one block (cuda/rows.cuh). The
-// forward reads a row twice: once for the online (max, Σ exp(x − max)) pair, whose special values
-// follow the reference (an all -inf row, or one holding +inf or NaN, is NaN throughout), and once
-// to write y; the second read mostly hits L2. The backward reads (dy, y) once for Σ dy·y (softmax)
-// or Σ dy (log_softmax) and once to write dx. Loads and stores move 16 bytes where the rows allow;
-// math is f32 (f64 for f64). Fixed-order reductions: two runs give the same bits.
+// Rows of up to 128 elements get 8 lanes each, up to 1024 a warp, longer rows one block
+// (cuda/rows.cuh). The forward reads a row twice: once for the online (max, Σ exp(x − max)) pair,
+// whose special values follow the reference (an all -inf row, or one holding +inf or NaN, is NaN
+// throughout), and once to write y (short rows come back from L2; 50304-wide ones mostly do not).
+// The backward reads (dy, y) once for Σ dy·y (softmax) or Σ dy (log_softmax) and once to write
+// dx. Loads and stores move 16 bytes where the rows allow; math is f32 (f64 for f64).
+// Fixed-order reductions: two runs give the same bits.
 #include "core/kernels/softmax.h"
 #include "cuda/rows.cuh"
 
@@ -16,25 +17,27 @@ namespace {
 
 enum class Log : bool { no, yes };
 
-template <typename DT, typename C, Log LOG, bool BLOCK>
+template <typename DT, typename C, Log LOG, bool BLOCK, int LANES>
 __global__ void softmax_forward_kernel(int64_t rows, int64_t n, const DT* __restrict__ x,
                                        DT* __restrict__ y) {
     using namespace rows;
     __shared__ MaxSum<C> scratch[33];
-    const RowGrid<BLOCK> grid;
+    const RowGrid<BLOCK, LANES> grid;
     const int t = grid.t(), width = grid.width();
-    for (int64_t r = grid.first(); r < rows; r += grid.stride()) {
-        const DT* xr = x + r * n;  // (n,)
-        DT* yr = y + r * n;
+    for (int64_t group = grid.first(); group < rows; group += grid.stride()) {
+        const int64_t r = group + grid.offset();
+        const int64_t len = r < rows ? n : 0;  // past the last row: fold nothing, write nothing
+        const DT* xr = x + (r < rows ? r : group) * n;  // (n,)
+        DT* yr = y + (r < rows ? r : group) * n;
         MaxSum<C> part = identity_max_sum<C>();
-        walk_row(xr, n, t, width, true, [&]<int K>(int64_t i) {
+        walk_row(xr, len, t, width, true, [&]<int K>(int64_t i) {
             C v[K];
             load_k<K>(xr + i, v);
-            part = combine(part, chunk_max_sum<C, K>(v));
+            update(part, v);
         });
         const MaxSum<C> row = finish(grid.all_reduce(part, Combine{}, identity_max_sum<C>(), scratch));
         const C log_sum = log_c(row.s), inv_sum = C(1) / row.s;
-        walk_row(xr, n, t, width, same_alignment(xr, yr), [&]<int K>(int64_t i) {
+        walk_row(xr, len, t, width, same_alignment(xr, yr), [&]<int K>(int64_t i) {
             C v[K];
             load_k<K>(xr + i, v);
 #pragma unroll
@@ -47,28 +50,37 @@ __global__ void softmax_forward_kernel(int64_t rows, int64_t n, const DT* __rest
 
 // softmax:      dx = y · (dy − Σ dy·y)
 // log_softmax:  dx = dy − exp(y) · Σ dy
-template <typename DT, typename C, Log LOG, bool BLOCK>
+template <typename DT, typename C, Log LOG, bool BLOCK, int LANES>
 __global__ void softmax_backward_kernel(int64_t rows, int64_t n, const DT* __restrict__ dy,
                                         const DT* __restrict__ y, DT* __restrict__ dx) {
     using namespace rows;
     __shared__ C scratch[33];
-    const RowGrid<BLOCK> grid;
+    const RowGrid<BLOCK, LANES> grid;
     const int t = grid.t(), width = grid.width();
-    for (int64_t r = grid.first(); r < rows; r += grid.stride()) {
-        const DT* gr = dy + r * n;  // (n,)
-        const DT* yr = y + r * n;
-        DT* dr = dx + r * n;
+    for (int64_t group = grid.first(); group < rows; group += grid.stride()) {
+        const int64_t r = group + grid.offset();
+        const int64_t len = r < rows ? n : 0;  // past the last row: fold nothing, write nothing
+        const int64_t at = (r < rows ? r : group) * n;
+        const DT* gr = dy + at;  // (n,)
+        const DT* yr = y + at;
+        DT* dr = dx + at;
         C part = 0;
-        walk_row(yr, n, t, width, same_alignment(yr, gr), [&]<int K>(int64_t i) {
-            C g[K], v[K];
+        walk_row(yr, len, t, width, same_alignment(yr, gr), [&]<int K>(int64_t i) {
+            C g[K];
             load_k<K>(gr + i, g);
-            if constexpr (LOG == Log::no) load_k<K>(yr + i, v);
+            if constexpr (LOG == Log::yes) {
 #pragma unroll
-            for (int j = 0; j < K; ++j) part += LOG == Log::yes ? g[j] : g[j] * v[j];
+                for (int j = 0; j < K; ++j) part += g[j];
+            } else {
+                C v[K];
+                load_k<K>(yr + i, v);
+#pragma unroll
+                for (int j = 0; j < K; ++j) part += g[j] * v[j];
+            }
         });
         const C total = grid.all_reduce(part, Add{}, C(0), scratch);
         const bool vector = same_alignment(yr, gr) && same_alignment(yr, dr);
-        walk_row(yr, n, t, width, vector, [&]<int K>(int64_t i) {
+        walk_row(yr, len, t, width, vector, [&]<int K>(int64_t i) {
             C g[K], v[K];
             load_k<K>(gr + i, g);
             load_k<K>(yr + i, v);
@@ -94,8 +106,8 @@ void forward(const char* name, Tensor& y, const Tensor& x) {
     dispatch_float(x.dtype(), name, [&]<typename T>() {
         using DT = device_t<T>;
         using C = compute_t<T>;
-        rows::launch_rows(rows, n, [&](auto block, unsigned blocks, int threads) {
-            softmax_forward_kernel<DT, C, LOG, decltype(block)::value>
+        rows::launch_rows<true>(rows, n, [&](auto block, auto lanes, unsigned blocks, int threads) {
+            softmax_forward_kernel<DT, C, LOG, decltype(block)::value, decltype(lanes)::value>
                 <<<blocks, threads, 0, stream>>>(rows, n, data_ptr<T>(x), data_ptr<T>(y));
         });
     });
@@ -114,9 +126,10 @@ void backward(const char* name, Tensor& dx, const Tensor& dy, const Tensor& y) {
     dispatch_float(y.dtype(), name, [&]<typename T>() {
         using DT = device_t<T>;
         using C = compute_t<T>;
-        rows::launch_rows(rows, n, [&](auto block, unsigned blocks, int threads) {
-            softmax_backward_kernel<DT, C, LOG, decltype(block)::value><<<blocks, threads, 0, stream>>>(
-                rows, n, data_ptr<T>(dy), data_ptr<T>(y), data_ptr<T>(dx));
+        rows::launch_rows<true>(rows, n, [&](auto block, auto lanes, unsigned blocks, int threads) {
+            softmax_backward_kernel<DT, C, LOG, decltype(block)::value, decltype(lanes)::value>
+                <<<blocks, threads, 0, stream>>>(rows, n, data_ptr<T>(dy), data_ptr<T>(y),
+                                                 data_ptr<T>(dx));
         });
     });
     check_launch(LOG == Log::yes ? "log_softmax_backward_kernel" : "softmax_backward_kernel",

@@ -31,7 +31,8 @@ void tril(Tensor& out, const Tensor& x, int64_t diagonal) {
     const int64_t d = std::clamp<int64_t>(diagonal, -R, K);
     const int device = out.device().index;
     set_device(device);
-    const int64_t blocks = std::min<int64_t>(blocks_for(n, 256), int64_t(properties(device).sm_count) * 16);
+    const int64_t blocks =
+        std::min<int64_t>(blocks_for(n, 256), int64_t(properties(device).sm_count) * 16);
     dispatch_all(x.dtype(), "tril", [&]<typename T>() {
         using DT = device_t<T>;
         // NOTE: 32-bit indices need i + the grid's stride to stay below 2^32.

@@ -5,7 +5,8 @@
 # backend is built when nvcc and cuBLAS are already present (LUMEN_CUDA=AUTO).
 set -euo pipefail
 
-packages=(cmake g++ make libfmt-dev libcli11-dev doctest-dev nlohmann-json3-dev libgomp1)
+packages=(cmake g++ make libfmt-dev libcli11-dev doctest-dev nlohmann-json3-dev libgomp1
+          python3-doc)  # python3-doc: the default corpus of ./prepare (Python's documentation sources)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -22,12 +22,14 @@ Tensor log_softmax(const Tensor& x);
 
 // logits (..., V) float, target (...) i32/i64 -> scalar f32 loss (f64 for f64 logits): the mean
 // over targets that are not ignore_index of -log softmax(logits)[target]. A target outside [0, V)
-// that is not ignore_index is an error. With every target ignored, the loss is 0 and so is the
-// gradient.
+// that is not ignore_index is an error on the CPU; on CUDA, where checking would need a host sync,
+// it makes the loss (and that row's gradient) NaN. With every target ignored, the loss is 0 and so
+// is the gradient.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index = -1);
 
 // weight (V, C), indices (...) i32/i64 -> (..., C). Backward scatter-adds rows in index order
-// (deterministic). An index outside [0, V) is an error.
+// (deterministic). An index outside [0, V) is an error on the CPU; on CUDA, where checking would
+// need a host sync, it gathers a row of all-one bits (NaN for floats) and gets no gradient.
 Tensor embedding(const Tensor& weight, const Tensor& indices);
 
 // x (..., C); weight (C) and bias (C) optional (undefined Tensor for none). Statistics in f32.

@@ -268,6 +268,8 @@ LUMEN_DEVICE_TEST("philox: draws are the same on every device") {
     Tensor x = ops::rand({5, 13}, a, 0.0, 1.0, DType::f32, device);
     CHECK(x.device() == device);
     CHECK(x.to(Device::cpu()).to_vector<float>() == ops::rand({5, 13}, b).to_vector<float>());
+    // Normal draws go through logf/sqrtf/cosf, whose last bit may differ between the host's libm
+    // and the GPU's: equal to f32 rounding (a few ulp), as core/philox.h promises.
     Tensor z = ops::randn({37}, a, 0.0, 1.0, DType::f32, device);
-    CHECK(z.to(Device::cpu()).to_vector<float>() == ops::randn({37}, b).to_vector<float>());
+    CHECK_CLOSE(z.to(Device::cpu()), ops::randn({37}, b), test::Tolerance{2e-6, 2e-6});
 }

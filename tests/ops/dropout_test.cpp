@@ -152,12 +152,13 @@ LUMEN_CUDA_TEST("dropout: CUDA masks and values are the CPU's bit for bit, forwa
         for (int64_t n : {1, 3, 4, 5, 7, 8, 9, 33, 1000, 100003})
             for (double p : {0.1, 0.5, 0.9}) {
                 INFO(dtype_name(dt) << " n " << n << " p " << p);
-                Tensor x = test::random({n}, 30, dt, Device::cpu(), 0.5, 1.5);   // no zeros of its own
+                Tensor x = test::random({n}, 30, dt, Device::cpu(), 0.5, 1.5);  // no zeros
                 Generator gc(77, 5), gg(77, 5);
                 gc.take(13);  // a nonzero offset
                 gg.take(13);
                 const RngState state = gc.state();
-                Tensor xc = x.detach().set_requires_grad(), xg = x.to(device).detach().set_requires_grad();
+                Tensor xc = x.detach().set_requires_grad();
+                Tensor xg = x.to(device).detach().set_requires_grad();
                 Tensor yc = ops::dropout(xc, p, gc), yg = ops::dropout(xg, p, gg);
                 const std::vector<double> vc = yc.to_vector<double>(), vg = yg.to_vector<double>();
                 CHECK(vg == vc);
@@ -177,11 +178,13 @@ LUMEN_CUDA_TEST("dropout: CUDA strided and unaligned inputs keep the row-major m
         // (40, 30) through a transpose; then a contiguous view one element into its storage.
         Tensor base = test::random({30, 40}, 32, dt, device, 0.5, 1.5);
         Tensor strided = base.transpose(0, 1);
-        Tensor unaligned = test::random({1201}, 33, dt, device, 0.5, 1.5).slice(0, 1, 1201).view({40, 30});
+        Tensor storage = test::random({1201}, 33, dt, device, 0.5, 1.5);
+        Tensor unaligned = storage.slice(0, 1, 1201).view({40, 30});
         for (const Tensor& x : {strided, unaligned}) {
             Generator gc(3), gg(3);
-            const std::vector<double> c = ops::dropout(x.to(Device::cpu()), 0.3, gc).to_vector<double>();
-            CHECK(ops::dropout(x, 0.3, gg).to_vector<double>() == c);
+            const Tensor on_cpu = x.to(Device::cpu());
+            const std::vector<double> want = ops::dropout(on_cpu, 0.3, gc).to_vector<double>();
+            CHECK(ops::dropout(x, 0.3, gg).to_vector<double>() == want);
         }
     }
 }

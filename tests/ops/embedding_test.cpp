@@ -186,7 +186,7 @@ struct EmbRun {
     Tensor out, dweight;
 };
 EmbRun embedding_on(Device device, const Tensor& w_host, const Tensor& idx_host, const Tensor& dy_host) {
-    Tensor w = w_host.to(device);
+    Tensor w = w_host.to(device).detach();  // a fresh leaf, also when device is the CPU
     const bool grad = is_floating(w.dtype());
     if (grad) w.set_requires_grad(true);
     Tensor out = ops::embedding(w, idx_host.to(device));
@@ -241,7 +241,9 @@ LUMEN_CUDA_TEST("embedding: CUDA backward with one index repeated 4096 times, an
         // Contiguous views that start one element into their storage, so that rows of C = 8 sit
         // off 16-byte boundaries: weight (8, 8) and dy (31, 8).
         auto offset_view = [&](int64_t rows, uint64_t seed) {
-            return test::random({rows * 8 + 1}, seed, dt, device).slice(0, 1, rows * 8 + 1).reshape({rows, 8});
+            return test::random({rows * 8 + 1}, seed, dt, device)
+                .slice(0, 1, rows * 8 + 1)
+                .reshape({rows, 8});
         };
         Tensor wv = offset_view(8, 413).detach();
         Tensor iv = random_indices({31}, 8, 414, DType::i32, device);

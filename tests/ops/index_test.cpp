@@ -1,8 +1,12 @@
 // tests/ops/index_test.cpp: index_select and gather: values against plain loops (rank 1 to 3,
 // every dim, empty and repeated indices, i32 and i64, non-contiguous x and indices), errors for
 // bad indices, backward with repeated indices (exact sums, bit-reproducible, f32 accumulation for
-// bf16), and gradchecks.
+// bf16), and gradchecks. GPU-only cases: CUDA against the CPU kernels bit for bit, forward and
+// backward, on awkward shapes, views and long runs of repeated indices, and run to run.
 #include "tests/harness.h"
+
+#include <cstring>
+#include <functional>
 
 using namespace lumen;
 
@@ -248,4 +252,176 @@ TEST_CASE("index_select and gather: gradcheck with repeated indices and strided 
     CHECK_GRADCHECK([gt](const std::vector<Tensor>& in) {
         return ops::gather(in[0].transpose(0, 1), 0, gt);  // x (3, 4) strided
     }, {test::leaf({4, 3}, 65)});
+}
+
+// ---- CUDA against the CPU kernels (run only where a GPU is present) ----
+
+namespace {
+
+// Whether a and b hold the same bytes (same shape and dtype), wherever they live.
+bool same_bits(const Tensor& a, const Tensor& b) {
+    Tensor x = a.to(Device::cpu()).contiguous(), y = b.to(Device::cpu()).contiguous();
+    if (x.shape() != y.shape() || x.dtype() != y.dtype()) return false;
+    return x.numel() == 0 ||
+           std::memcmp(x.data_ptr(), y.data_ptr(), size_t(x.numel()) * dtype_size(x.dtype())) == 0;
+}
+
+// Checks a == b exactly, naming the first differing element, and bit for bit.
+#define CHECK_SAME(a, b)                                                                          \
+    do {                                                                                          \
+        CHECK_CLOSE((a).to(Device::cpu()), (b).to(Device::cpu()), test::Tolerance{0, 0});          \
+        CHECK(same_bits((a), (b)));                                                               \
+    } while (0)
+
+using View = std::function<Tensor(const Tensor&)>;
+Tensor as_is(const Tensor& t) { return t; }
+
+struct IndexRun {
+    Tensor y, dx;
+};
+// index_select or gather on `device`: the host x, indices and dy copied over, the views applied
+// there, then the backward with dy (float dtypes only).
+IndexRun index_on(Device device, bool is_gather, int64_t dim, const Tensor& x_host, const Tensor& idx_host,
+                  const Tensor& dy_host, const View& xv = as_is, const View& iv = as_is, const View& dv = as_is) {
+    Tensor leaf = x_host.to(device).detach();  // a fresh leaf on every run, even on the CPU
+    const bool grad = is_floating(leaf.dtype());
+    if (grad) leaf.set_requires_grad(true);
+    Tensor x = xv(leaf), idx = iv(idx_host.to(device));
+    Tensor y = is_gather ? ops::gather(x, dim, idx) : ops::index_select(x, dim, idx);
+    if (grad) y.backward(dv(dy_host.to(device)));
+    return {y.detach(), grad ? leaf.grad() : Tensor()};
+}
+
+// The CPU run, a CUDA run and a second CUDA run: outputs and gradients the same bits.
+void check_cuda_against_cpu(Device device, bool is_gather, int64_t dim, const Tensor& x, const Tensor& idx,
+                            const Tensor& dy, const View& xv = as_is, const View& iv = as_is,
+                            const View& dv = as_is) {
+    const IndexRun cpu = index_on(Device::cpu(), is_gather, dim, x, idx, dy, xv, iv, dv);
+    const IndexRun gpu = index_on(device, is_gather, dim, x, idx, dy, xv, iv, dv);
+    CHECK(gpu.y.device() == device);
+    CHECK_SAME(gpu.y, cpu.y);
+    REQUIRE(gpu.dx.defined() == cpu.dx.defined());
+    if (!cpu.dx.defined()) return;
+    CHECK(gpu.dx.device() == device);
+    // The CUDA backward adds each dx element's terms in index order in f32 (f64), as the CPU does.
+    CHECK_SAME(gpu.dx, cpu.dx);
+    CHECK(same_bits(gpu.dx, index_on(device, is_gather, dim, x, idx, dy, xv, iv, dv).dx));  // run to run
+}
+
+bool big(const Shape& s) { return numel_of(s) > 200000; }
+
+}  // namespace
+
+LUMEN_CUDA_TEST("index_select: CUDA matches the CPU bit for bit, forward and backward, on awkward shapes") {
+    struct Case {
+        Shape x;
+        int64_t dim, m;
+    };
+    // n = 1 (every index 0), 0 elements in x, no indices, 70000 rows of 3, many repeats (m ≫ n),
+    // odd inner sizes (1, 3, 33, 1025, 4097), rank 4.
+    const Case cases[] = {{{7}, 0, 5},           {{1}, 0, 1},           {{1, 1}, -1, 3},
+                          {{70000, 3}, 0, 70000}, {{3, 70000}, 1, 4097}, {{5, 1025}, 0, 4097},
+                          {{2, 33, 3}, 1, 100},   {{4097, 1}, 1, 3},      {{0, 3}, 1, 4},
+                          {{3, 0}, 0, 2},         {{3, 4}, 0, 0},         {{2, 3, 5, 7}, 2, 9},
+                          {{50, 33}, 0, 20000},   {{64, 50, 40}, 1, 2000}, {{3, 4097}, -1, 1}};
+    for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i32})
+        for (DType it : {DType::i32, DType::i64})
+            for (const Case& c : cases) {
+                const int64_t d = normalize_dim(c.dim, int64_t(c.x.size()), "test");
+                Shape y_shape = c.x;
+                y_shape[size_t(d)] = c.m;
+                if ((big(c.x) || big(y_shape)) && !(dt == DType::f32 && it == DType::i64) &&
+                    !(dt == DType::bf16 && it == DType::i32))
+                    continue;  // the large cases twice are enough
+                INFO(dtype_name(dt) << " " << dtype_name(it) << " x " << shape_str(c.x) << " dim " << c.dim
+                                    << " m " << c.m);
+                Tensor x = test::random(c.x, 501, DType::f64, Device::cpu(), -5, 5).to(dt);
+                Tensor idx = random_indices({c.m}, c.x[size_t(d)], 502, it);
+                Tensor dy = test::random(y_shape, 503, is_floating(dt) ? dt : DType::f32);
+                check_cuda_against_cpu(device, false, c.dim, x, idx, dy);
+            }
+}
+
+LUMEN_CUDA_TEST("gather: CUDA matches the CPU bit for bit, forward and backward, on awkward shapes") {
+    struct Case {
+        Shape x, index;
+        int64_t dim;
+    };
+    // Picks along the last dim, indices smaller and larger than x, long lines of repeats (m ≫ n),
+    // empty index lines (dx must still be zeroed), 70000 rows of 3, n = 1.
+    const Case cases[] = {
+        {{7}, {5}, 0},                 {{1}, {1}, 0},                  {{70000, 3}, {70000, 3}, 1},
+        {{70000, 3}, {70000, 1}, -1},  {{3, 1025}, {4097, 1025}, 0},   {{4097, 33}, {4097, 65}, 1},
+        {{2, 33, 5}, {2, 40, 3}, 1},   {{0, 3}, {0, 5}, 1},            {{3, 4}, {3, 0}, 1},
+        {{4, 5}, {0, 5}, 1},           {{2, 3, 4, 5}, {2, 3, 6, 5}, 2}, {{5, 1}, {5, 9}, 1},
+        {{40, 50, 16}, {40, 300, 16}, 1}, {{6, 4097}, {3, 4097}, 1},
+    };
+    for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i32})
+        for (DType it : {DType::i32, DType::i64})
+            for (const Case& c : cases) {
+                if ((big(c.x) || big(c.index)) && !(dt == DType::f32 && it == DType::i64) &&
+                    !(dt == DType::bf16 && it == DType::i32))
+                    continue;
+                const int64_t d = normalize_dim(c.dim, int64_t(c.x.size()), "test");
+                INFO(dtype_name(dt) << " " << dtype_name(it) << " x " << shape_str(c.x) << " index "
+                                    << shape_str(c.index) << " dim " << c.dim);
+                Tensor x = test::random(c.x, 511, DType::f64, Device::cpu(), -5, 5).to(dt);
+                Tensor idx = random_indices(c.index, c.x[size_t(d)], 512, it);
+                Tensor dy = test::random(c.index, 513, is_floating(dt) ? dt : DType::f32);
+                check_cuda_against_cpu(device, true, c.dim, x, idx, dy);
+            }
+}
+
+LUMEN_CUDA_TEST("index_select and gather: CUDA with non-contiguous x, indices and dy, and offset views") {
+    auto reversed = [](Shape s) { return Shape(s.rbegin(), s.rend()); };
+    const View reverse3 = [](const Tensor& t) { return t.permute({2, 1, 0}); };
+    for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
+        // x (6, 4, 5) permuted to (5, 6, 4); indices every other of 8 (repeats); dy permuted.
+        Tensor x = test::random({6, 4, 5}, 521, dt);
+        const View xv = [](const Tensor& t) { return t.permute({2, 0, 1}); };
+        Tensor idx = Tensor::from<int64_t>({3, 9, 0, 9, 3, 9, 1, 9, 3, 9}, {10});
+        const View iv = [](const Tensor& t) { return t.slice(0, 0, 10, 2); };  // {3, 0, 3, 1, 3}
+        for (int64_t dim : {0, 1, 2}) {
+            INFO(dtype_name(dt) << " index_select dim " << dim);
+            Shape y_shape = {5, 6, 4};
+            y_shape[size_t(dim)] = 5;
+            Tensor dy = test::random(reversed(y_shape), 522, dt);
+            check_cuda_against_cpu(device, false, dim, x, idx, dy, xv, iv, reverse3);
+        }
+        // Offset views: x (7, 9) columns 1, 3, 5, 7 -> (7, 4); indices from element 3 of their storage.
+        Tensor x2 = test::random({7, 9}, 523, dt);
+        const View xv2 = [](const Tensor& t) { return t.slice(1, 1, 9, 2); };
+        Tensor idx2 = random_indices({40}, 4, 524, DType::i32);
+        const View iv2 = [](const Tensor& t) { return t.slice(0, 3, 40); };
+        check_cuda_against_cpu(device, false, 1, x2, idx2, test::random({7, 37}, 525, dt), xv2, iv2);
+        {
+            INFO(dtype_name(dt) << " gather");
+            // x (5, 4, 3) transposed to (3, 4, 5); indices (4, 6, 2) transposed to (2, 6, 4).
+            const View tv = [](const Tensor& t) { return t.transpose(0, 2); };
+            Tensor gx = test::random({5, 4, 3}, 526, dt);
+            Tensor gi = random_indices({4, 6, 2}, 4, 527, DType::i64);
+            check_cuda_against_cpu(device, true, 1, gx, gi, test::random({4, 6, 2}, 528, dt), tv, tv, reverse3);
+            // Offset view of the indices along the gathered dim; x sliced with a step.
+            Tensor gi2 = random_indices({9, 3}, 3, 529, DType::i32);
+            check_cuda_against_cpu(device, true, 0, x2, gi2, test::random({7, 3}, 530, dt), xv2,
+                                   [](const Tensor& t) { return t.slice(0, 2, 9); });
+        }
+    }
+}
+
+LUMEN_CUDA_TEST("index_select and gather: CUDA backward with one index repeated 100000 times") {
+    // Long runs of one value: the index_select run is one thread's serial sum, the gather lines
+    // walk all of it; bf16 must sum in f32 (a bf16 running sum stops at 256).
+    for (DType dt : {DType::f32, DType::bf16}) {
+        INFO(dtype_name(dt));
+        Tensor x = test::random({4, 3}, 531, dt);
+        Tensor idx = Tensor::full({100000}, 2.0, DType::i64);
+        check_cuda_against_cpu(device, false, 0, x, idx, test::random({100000, 3}, 532, dt));
+        Tensor ones = Tensor::ones({100000, 3}, dt);
+        const IndexRun gpu = index_on(device, false, 0, x, idx, ones);
+        const double r = Tensor::full({1}, 100000.0, dt).to_vector<double>()[0];  // 100000 in dt
+        CHECK(gpu.dx.to_vector<double>() == std::vector<double>{0, 0, 0, 0, 0, 0, r, r, r, 0, 0, 0});
+        Tensor gidx = Tensor::full({100000, 3}, 1.0, DType::i32);
+        check_cuda_against_cpu(device, true, 0, x, gidx, test::random({100000, 3}, 533, dt));
+    }
 }

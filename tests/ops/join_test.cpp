@@ -1,7 +1,10 @@
 // tests/ops/join_test.cpp: cat, stack, split and chunk: values against plain loops on awkward
 // shapes (pieces of size 0, dim = -1, rank 1 and 3, non-contiguous inputs), errors, the piece
-// counts of chunk (as torch.chunk), backward through each, and gradchecks.
+// counts of chunk (as torch.chunk), backward through each, and gradchecks. GPU-only: CUDA values
+// and gradients against the CPU's on awkward shapes and strided pieces.
 #include "tests/harness.h"
+
+#include <functional>
 
 using namespace lumen;
 
@@ -236,4 +239,84 @@ TEST_CASE("split and chunk: gradcheck through their slices") {
         std::vector<Tensor> p = ops::chunk(in[0], 3, -1);  // (2, 5) -> 2, 2, 1 cols
         return ops::cat({p[1], p[0] * 2.0}, 1);
     }, {test::leaf({2, 5}, 51)});
+}
+
+// ---- CUDA against the CPU (run only where a GPU is present) ----
+
+namespace {
+
+struct JoinRun {
+    Tensor y;
+    std::vector<Tensor> grads;  // one per input (float dtypes only)
+};
+using JoinFn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+// fn on `device` copies of the host inputs (fresh leaves requiring grad when floating), then the
+// backward with a random dy of y's shape drawn on the CPU from `seed`.
+JoinRun join_on(Device device, const std::vector<Tensor>& hosts, const JoinFn& fn, uint64_t seed) {
+    std::vector<Tensor> leaves;
+    for (const Tensor& h : hosts) {
+        Tensor t = h.to(device).detach();  // a fresh leaf on every run, even on the CPU
+        if (is_floating(t.dtype())) t.set_requires_grad(true);
+        leaves.push_back(t);
+    }
+    Tensor y = fn(leaves);
+    JoinRun run{y.detach(), {}};
+    if (!is_floating(y.dtype())) return run;
+    y.backward(test::random(y.shape(), seed, y.dtype()).to(device));
+    for (const Tensor& l : leaves) run.grads.push_back(l.grad());
+    return run;
+}
+
+}  // namespace
+
+LUMEN_CUDA_TEST("cat, stack, split: CUDA values and gradients equal the CPU's") {
+    struct Case {
+        std::string name;
+        std::vector<Shape> shapes;
+        JoinFn fn;
+    };
+    using V = const std::vector<Tensor>&;
+    const std::vector<Case> cases = {
+        {"cat rows of 3", {{70000, 3}, {1, 3}, {0, 3}, {4097, 3}}, [](V in) { return ops::cat(in, 0); }},
+        {"cat last dim, odd widths", {{5, 1}, {5, 33}, {5, 1025}, {5, 0}}, [](V in) { return ops::cat(in, -1); }},
+        {"cat one element", {{1}, {1}}, [](V in) { return ops::cat(in, 0); }},
+        {"cat no elements", {{0, 3}, {0, 2}}, [](V in) { return ops::cat(in, 1); }},
+        {"cat strided pieces", {{33, 7}, {4097, 7}},
+         [](V in) { return ops::cat({in[0].transpose(0, 1), in[1].slice(0, 1, 4097, 2).transpose(0, 1)}, 1); }},
+        {"cat rank 3 middle", {{2, 3, 4097}, {2, 1, 4097}, {2, 5, 4097}}, [](V in) { return ops::cat(in, 1); }},
+        {"stack dim 0", {{3, 1025}, {3, 1025}, {3, 1025}}, [](V in) { return ops::stack(in, 0); }},
+        {"stack last dim, strided", {{33, 5}, {5, 33}},
+         [](V in) { return ops::stack({in[0].transpose(0, 1), in[1]}, -1); }},
+        {"split and weighted cat", {{7, 4097}},
+         [](V in) {
+             std::vector<Tensor> p = ops::split(in[0], 3, 0);  // 3, 3, 1 rows
+             return ops::cat({p[2] * 3.0, p[0], p[1] * 0.5}, 0);
+         }},
+        {"chunk of a transpose", {{33, 10}},
+         [](V in) {
+             std::vector<Tensor> p = ops::chunk(in[0].transpose(0, 1), 3, 0);  // 4, 4, 2 rows of 33
+             return ops::cat({p[1], p[2] * 2.0, p[0]}, 0);
+         }},
+    };
+    for (DType dt : {DType::f32, DType::bf16, DType::f64, DType::i32})
+        for (const Case& c : cases) {
+            if (!is_floating(dt) && c.name.find("weighted") != std::string::npos) continue;
+            if (!is_floating(dt) && c.name.find("chunk") != std::string::npos) continue;
+            INFO(dtype_name(dt) << " " << c.name);
+            std::vector<Tensor> hosts;
+            for (size_t i = 0; i < c.shapes.size(); ++i)
+                hosts.push_back(test::random(c.shapes[i], 600 + i, DType::f64, Device::cpu(), -5, 5).to(dt));
+            const JoinRun cpu = join_on(Device::cpu(), hosts, c.fn, 610);
+            const JoinRun gpu = join_on(device, hosts, c.fn, 610);
+            CHECK(gpu.y.device() == device);
+            CHECK_CLOSE(gpu.y.to(Device::cpu()), cpu.y, test::Tolerance{0, 0});  // copies (and exact scalings)
+            REQUIRE(gpu.grads.size() == cpu.grads.size());
+            for (size_t i = 0; i < cpu.grads.size(); ++i) {
+                INFO("gradient of input " << i);
+                REQUIRE(gpu.grads[i].defined());
+                CHECK(gpu.grads[i].device() == device);
+                CHECK_CLOSE(gpu.grads[i].to(Device::cpu()), cpu.grads[i], test::tolerance(dt));
+            }
+        }
 }

@@ -160,7 +160,7 @@ LUMEN_DEVICE_TEST("layernorm, rmsnorm: backward kernels match the composed f64 g
     for (DType dt : {DType::f32, DType::f64, DType::bf16})
         for (const Shape& s : {Shape{4, 7}, Shape{1, 1}, Shape{3, 2, 33}, Shape{70, 5}, Shape{0, 3}})
             for (bool rms : {false, true}) {
-                INFO(dtype_name(dt) << " " << shape_str(s) << (rms ? " rmsnorm" : " layernorm"));
+                INFO(dtype_name(dt) << " " << shape_str(s) << std::string(rms ? " rmsnorm" : " layernorm"));
                 const int64_t C = s.back();
                 Tensor x = test::random(s, 11, dt, device, -2, 2).set_requires_grad();
                 Tensor w = test::random({C}, 12, dt, device, 0.5, 1.5).set_requires_grad();
@@ -292,39 +292,54 @@ struct NormOut {
 // `misalign` views x at an odd element offset of its storage (the general kernels' path).
 NormOut run_norm(bool rms, Device device, const Tensor& x, const Tensor& w, const Tensor& b,
                  const Tensor& dy, bool misalign) {
-    auto leaf = [&](const Tensor& t) { return t.defined() ? t.to(device).detach().set_requires_grad() : Tensor(); };
-    Tensor xd;
+    auto leaf = [&](const Tensor& t) {
+        return t.defined() ? t.to(device).detach().set_requires_grad() : Tensor();
+    };
+    const int64_t n = x.numel();
+    Tensor xd = leaf(x);
     if (misalign) {
-        Tensor flat = Tensor::empty({x.numel() + 1}, x.dtype(), device);
-        flat.slice(0, 1, x.numel() + 1).copy_(x.flatten().to(device));
-        xd = flat.slice(0, 1, x.numel() + 1).view(x.shape()).detach().set_requires_grad();
-    } else {
-        xd = leaf(x);
+        Tensor flat = Tensor::empty({n + 1}, x.dtype(), device);
+        flat.slice(0, 1, n + 1).copy_(x.flatten().to(device));
+        xd = flat.slice(0, 1, n + 1).view(x.shape()).detach().set_requires_grad();
     }
     Tensor wd = leaf(w), bd = rms ? Tensor() : leaf(b);
     Tensor y = rms ? ops::rmsnorm(xd, wd, rms_eps) : ops::layernorm(xd, wd, bd, ln_eps);
     y.backward(dy.to(device));
-    NormOut out{y.to(Device::cpu()), {}, {}, xd.grad().to(Device::cpu()), {}, {}};
-    if (wd.defined()) out.dw = wd.grad().to(Device::cpu());
-    if (bd.defined()) out.db = bd.grad().to(Device::cpu());
+    const Device cpu = Device::cpu();
+    NormOut out{y.to(cpu), {}, {}, xd.grad().to(cpu), {}, {}};
+    if (wd.defined()) out.dw = wd.grad().to(cpu);
+    if (bd.defined()) out.db = bd.grad().to(cpu);
     // The saved statistics, from the kernels directly.
-    const int64_t rows = x.numel() / std::max<int64_t>(x.size(-1), 1);
+    const int64_t rows = n / std::max<int64_t>(x.size(-1), 1);
     const DType st = norm_stats_dtype(x.dtype());
     Tensor ys = Tensor::empty(x.shape(), x.dtype(), device), xs = x.to(device);
     Tensor mean = Tensor::empty({rows}, st, device), rstd = Tensor::empty({rows}, st, device);
+    const Tensor wk = wd.defined() ? wd.detach() : Tensor(), bk = bd.defined() ? bd.detach() : Tensor();
     if (rms) {
-        kernels::rmsnorm(ys, rstd, xs, wd.defined() ? wd.detach() : Tensor(), rms_eps);
+        kernels::rmsnorm(ys, rstd, xs, wk, rms_eps);
     } else {
-        kernels::layernorm(ys, mean, rstd, xs, wd.defined() ? wd.detach() : Tensor(),
-                           bd.defined() ? bd.detach() : Tensor(), ln_eps);
-        out.mean = mean.to(Device::cpu());
+        kernels::layernorm(ys, mean, rstd, xs, wk, bk, ln_eps);
+        out.mean = mean.to(cpu);
     }
-    out.rstd = rstd.to(Device::cpu());
+    out.rstd = rstd.to(cpu);
     return out;
 }
 
+// Row r of t divided by max(1, rstd_r)^power: comparing these with tolerance (atol, rtol) allows
+// |a - e| <= atol·max(1, rstd_r)^power + rtol·|e|. The devices' means differ by a rounding δ, so
+// layernorm's xhat differs by δ·rstd and its dx by about δ·rstd²: large for nearly constant rows.
+std::vector<double> per_row_scaled(const Tensor& t, const Tensor& rstd, int power) {
+    std::vector<double> v = t.to_vector<double>();
+    const std::vector<double> rs = rstd.to_vector<double>();
+    const size_t C = rs.empty() ? 1 : v.size() / rs.size();
+    for (size_t i = 0; i < v.size(); ++i) v[i] /= std::pow(std::max(1.0, rs[i / C]), power);
+    return v;
+}
+
 // f32: both devices round differently ordered f32 sums; parameter gradients are sums over rows.
-test::Tolerance cuda_tol(DType dt) { return dt == DType::f32 ? test::Tolerance{5e-5, 5e-5} : test::tolerance(dt); }
+test::Tolerance cuda_tol(DType dt) {
+    return dt == DType::f32 ? test::Tolerance{5e-5, 5e-5} : test::tolerance(dt);
+}
 test::Tolerance param_tol(DType dt, int64_t rows) {
     const test::Tolerance t = cuda_tol(dt);
     return {t.atol + (dt == DType::f64 ? 1e-12 : 1e-6) * double(rows), t.rtol};
@@ -332,72 +347,81 @@ test::Tolerance param_tol(DType dt, int64_t rows) {
 
 }  // namespace
 
-LUMEN_CUDA_TEST("layernorm, rmsnorm: CUDA matches the CPU forward, statistics and gradients on awkward shapes") {
+LUMEN_CUDA_TEST("layernorm, rmsnorm: CUDA matches the CPU outputs, statistics and gradients") {
     struct Case {
         int64_t rows, C;
     };
-    // Warp-per-row (C <= 1024) and block-per-row rows, vectorised and scalar C, the register
-    // budget's edges (16384, 20000), very long rows and many short ones.
-    const Case cases[] = {{0, 33},   {1, 1},     {5, 1},     {7, 3},     {70000, 3}, {37, 33},
-                          {300, 768}, {16, 1024}, {9, 1025},  {500, 1032}, {64, 4096}, {3, 4097},
-                          {2, 8192},  {2, 16384}, {2, 20000}, {1, 70000}};
+    // No rows, empty rows, warp-per-row (C <= 1024) and block-per-row rows, vectorised and scalar
+    // C, the register budget's edges (8192, 16384, 20000), very long rows and many short ones.
+    const Case cases[] = {{0, 33},   {4, 0},     {1, 1},     {5, 1},     {7, 3},      {70000, 3},
+                          {37, 33},  {300, 768}, {16, 1024}, {9, 1025},  {500, 1032}, {64, 4096},
+                          {3, 4097}, {2, 8192},  {2, 16384}, {2, 20000}, {1, 70000}};
     for (DType dt : {DType::f32, DType::bf16, DType::f16, DType::f64})
         for (const Case& cs : cases)
             for (bool rms : {false, true})
-                for (int variant = 0; variant < 3; ++variant) {  // 0: w and b, 1: neither, 2: w, b, misaligned x
+                // 0: weight and bias; 1: neither; 2: both, x misaligned
+                for (int variant = 0; variant < 3; ++variant) {
                     if (variant == 2 && cs.rows * cs.C > 300000) continue;
                     const bool params = variant != 1, misalign = variant == 2;
-                    INFO(dtype_name(dt) << " rows " << cs.rows << " C " << cs.C << (rms ? " rmsnorm" : " layernorm")
-                                        << " variant " << variant);
-                    Tensor x = test::random({cs.rows, cs.C}, 50, dt, Device::cpu(), -1, 3);
-                    Tensor w = params ? test::random({cs.C}, 51, dt, Device::cpu(), 0.5, 1.5) : Tensor();
-                    Tensor b = params ? test::random({cs.C}, 52, dt, Device::cpu(), -1, 1) : Tensor();
-                    Tensor dy = test::random({cs.rows, cs.C}, 53, dt, Device::cpu());
-                    const NormOut cpu = run_norm(rms, Device::cpu(), x, w, b, dy, false);
-                    const NormOut gpu = run_norm(rms, device, x, w, b, dy, misalign);
-                    const test::Tolerance stats_tol = dt == DType::f64 ? test::tolerance(dt) : test::Tolerance{5e-5, 5e-5};
-                    CHECK_CLOSE(gpu.y, cpu.y, cuda_tol(dt));
-                    if (!rms) CHECK_CLOSE(gpu.mean, cpu.mean, stats_tol);
-                    CHECK_CLOSE(gpu.rstd, cpu.rstd, stats_tol);
-                    CHECK_CLOSE(gpu.dx, cpu.dx, cuda_tol(dt));
+                    INFO(dtype_name(dt) << " rows " << cs.rows << " C " << cs.C
+                                        << std::string(rms ? " rmsnorm" : " layernorm") << " variant " << variant);
+                    const Device cpu = Device::cpu();
+                    Tensor x = test::random({cs.rows, cs.C}, 50, dt, cpu, -1, 3);
+                    Tensor w = params ? test::random({cs.C}, 51, dt, cpu, 0.5, 1.5) : Tensor();
+                    Tensor b = params ? test::random({cs.C}, 52, dt, cpu, -1, 1) : Tensor();
+                    Tensor dy = test::random({cs.rows, cs.C}, 53, dt, cpu);
+                    const NormOut want = run_norm(rms, cpu, x, w, b, dy, false);
+                    const NormOut got = run_norm(rms, device, x, w, b, dy, misalign);
+                    const test::Tolerance stats_tol =
+                        dt == DType::f64 ? test::tolerance(dt) : test::Tolerance{5e-5, 5e-5};
+                    const int y_power = rms ? 0 : 1, dx_power = rms ? 1 : 2;
+                    CHECK_CLOSE(per_row_scaled(got.y, want.rstd, y_power),
+                                per_row_scaled(want.y, want.rstd, y_power), cuda_tol(dt));
+                    if (!rms) CHECK_CLOSE(got.mean, want.mean, stats_tol);
+                    CHECK_CLOSE(got.rstd, want.rstd, stats_tol);
+                    CHECK_CLOSE(per_row_scaled(got.dx, want.rstd, dx_power),
+                                per_row_scaled(want.dx, want.rstd, dx_power), cuda_tol(dt));
                     if (params) {
-                        CHECK_CLOSE(gpu.dw, cpu.dw, param_tol(dt, cs.rows));
-                        if (!rms) CHECK_CLOSE(gpu.db, cpu.db, param_tol(dt, cs.rows));
+                        CHECK_CLOSE(got.dw, want.dw, param_tol(dt, cs.rows));
+                        if (!rms) CHECK_CLOSE(got.db, want.db, param_tol(dt, cs.rows));
                     }
                 }
 }
 
-LUMEN_CUDA_TEST("layernorm, rmsnorm: CUDA backward kernels compute only the defined outputs, as the CPU") {
+LUMEN_CUDA_TEST("layernorm, rmsnorm: CUDA backward kernels compute only the defined outputs") {
+    const Device cpu = Device::cpu();
     for (const Shape& s : {Shape{40, 768}, Shape{6, 4096}, Shape{10, 33}})
         for (int mask = 1; mask < 8; ++mask) {  // bit 0: dx, 1: dweight, 2: dbias
             INFO(shape_str(s) << " outputs " << mask);
-            const int64_t C = s.back();
-            Tensor x = test::random(s, 60, DType::f32, Device::cpu(), -2, 2);
-            Tensor dy = test::random(s, 61), w = test::random({C}, 62, DType::f32, Device::cpu(), 0.5, 1.5);
-            Tensor mean = Tensor::empty({s[0]}), rstd = Tensor::empty({s[0]}), y = Tensor::empty(s);
-            kernels::layernorm(y, mean, rstd, x, w, Tensor(), ln_eps);
-            auto outputs = [&](Device d) {
-                std::vector<Tensor> out = {mask & 1 ? Tensor::empty(s, DType::f32, d) : Tensor(),
-                                           mask & 2 ? Tensor::empty({C}, DType::f32, d) : Tensor(),
-                                           mask & 4 ? Tensor::empty({C}, DType::f32, d) : Tensor()};
-                kernels::layernorm_backward(out[0], out[1], out[2], dy.to(d), x.to(d), mean.to(d), rstd.to(d), w.to(d));
-                return out;
+            const int64_t rows = s[0], C = s.back();
+            const test::Tolerance tol = param_tol(DType::f32, rows);
+            Tensor x = test::random(s, 60, DType::f32, cpu, -2, 2), dy = test::random(s, 61);
+            Tensor w = test::random({C}, 62, DType::f32, cpu, 0.5, 1.5);
+            Tensor mean = Tensor::empty({rows}), rstd = Tensor::empty({rows}), y = Tensor::empty(s);
+            auto maybe = [](bool on, const Shape& shape, Device d) {
+                return on ? Tensor::empty(shape, DType::f32, d) : Tensor();
             };
-            const std::vector<Tensor> cpu = outputs(Device::cpu()), gpu = outputs(device);
+            kernels::layernorm(y, mean, rstd, x, w, Tensor(), ln_eps);
+            std::vector<Tensor> want, got;
+            for (Device d : {cpu, device}) {
+                std::vector<Tensor>& out = d.is_cuda() ? got : want;
+                out = {maybe(mask & 1, s, d), maybe(mask & 2, {C}, d), maybe(mask & 4, {C}, d)};
+                kernels::layernorm_backward(out[0], out[1], out[2], dy.to(d), x.to(d), mean.to(d),
+                                            rstd.to(d), w.to(d));
+            }
             for (size_t k = 0; k < 3; ++k) {
-                REQUIRE(gpu[k].defined() == cpu[k].defined());
-                if (gpu[k].defined()) CHECK_CLOSE(gpu[k].to(Device::cpu()), cpu[k], param_tol(DType::f32, s[0]));
+                REQUIRE(got[k].defined() == want[k].defined());
+                if (got[k].defined()) CHECK_CLOSE(got[k].to(cpu), want[k], tol);
             }
-            if (mask & 3) {  // rmsnorm: dx and dweight
-                std::vector<Tensor> r_cpu = {mask & 1 ? Tensor::empty(s) : Tensor(), mask & 2 ? Tensor::empty({C}) : Tensor()};
-                std::vector<Tensor> r_gpu = {mask & 1 ? Tensor::empty(s, DType::f32, device) : Tensor(),
-                                             mask & 2 ? Tensor::empty({C}, DType::f32, device) : Tensor()};
-                kernels::rmsnorm(y, rstd, x, w, rms_eps);
-                kernels::rmsnorm_backward(r_cpu[0], r_cpu[1], dy, x, rstd, w);
-                kernels::rmsnorm_backward(r_gpu[0], r_gpu[1], dy.to(device), x.to(device), rstd.to(device), w.to(device));
-                for (size_t k = 0; k < 2; ++k)
-                    if (r_gpu[k].defined()) CHECK_CLOSE(r_gpu[k].to(Device::cpu()), r_cpu[k], param_tol(DType::f32, s[0]));
+            if ((mask & 3) == 0) continue;
+            kernels::rmsnorm(y, rstd, x, w, rms_eps);  // rmsnorm: dx and dweight
+            for (Device d : {cpu, device}) {
+                std::vector<Tensor>& out = d.is_cuda() ? got : want;
+                out = {maybe(mask & 1, s, d), maybe(mask & 2, {C}, d)};
+                kernels::rmsnorm_backward(out[0], out[1], dy.to(d), x.to(d), rstd.to(d), w.to(d));
             }
+            for (size_t k = 0; k < 2; ++k)
+                if (got[k].defined()) CHECK_CLOSE(got[k].to(cpu), want[k], tol);
         }
 }
 
@@ -405,16 +429,18 @@ LUMEN_CUDA_TEST("layernorm, rmsnorm: CUDA gradients are bit-identical run to run
     for (DType dt : {DType::f32, DType::bf16})
         for (const Shape& s : {Shape{30000, 768}, Shape{5000, 4096}, Shape{3000, 4097}, Shape{20000, 3}})
             for (bool rms : {false, true}) {
-                INFO(dtype_name(dt) << " " << shape_str(s) << (rms ? " rmsnorm" : " layernorm"));
+                INFO(dtype_name(dt) << " " << shape_str(s) << std::string(rms ? " rmsnorm" : " layernorm"));
                 const int64_t C = s.back();
                 Tensor x = test::random(s, 70, dt, device, -2, 2), dy = test::random(s, 71, dt, device);
-                Tensor w = test::random({C}, 72, dt, device, 0.5, 1.5), b = test::random({C}, 73, dt, device);
+                Tensor w = test::random({C}, 72, dt, device, 0.5, 1.5);
+                Tensor b = test::random({C}, 73, dt, device);
                 auto grads = [&] {
                     Tensor xl = x.detach().set_requires_grad(), wl = w.detach().set_requires_grad();
                     Tensor bl = b.detach().set_requires_grad();
                     (rms ? ops::rmsnorm(xl, wl) : ops::layernorm(xl, wl, bl)).backward(dy);
                     std::vector<float> out = wl.grad().to_vector<float>();
-                    if (!rms) for (float v : bl.grad().to_vector<float>()) out.push_back(v);
+                    if (!rms)
+                        for (float v : bl.grad().to_vector<float>()) out.push_back(v);
                     const std::vector<float> dx = xl.grad().to_vector<float>();
                     out.insert(out.end(), dx.begin(), dx.end());
                     return out;

@@ -212,7 +212,7 @@ struct Run {
 };
 // fn(x) and the gradient of Σ y·dy with respect to x, with x and dy moved to `device`.
 Run run_on(Device device, Fn fn, const Tensor& x_host, const Tensor& dy_host) {
-    Tensor x = x_host.to(device);
+    Tensor x = x_host.to(device).detach();  // a fresh leaf, also when device is the CPU
     x.set_requires_grad(true);
     Tensor y = fn(x);
     y.backward(dy_host.to(device));
@@ -222,11 +222,12 @@ Run run_on(Device device, Fn fn, const Tensor& x_host, const Tensor& dy_host) {
 }  // namespace
 
 LUMEN_CUDA_TEST("softmax: CUDA matches the CPU kernels forward and backward, bit-stable run to run") {
-    // Warp rows (n ≤ 1024) and block rows; 0 rows, empty rows, 0-d, many short rows, odd n, and a
-    // GPT-2 vocabulary row.
-    const Shape cuda_shapes[] = {{0, 7},    {5, 0},    {},        {1, 1},     {9, 1},
-                                 {70000, 3}, {4, 33},  {6, 1024}, {3, 1025},  {2, 4097},
-                                 {2, 3, 129}, {3, 50304}};
+    // 8-lane rows (n ≤ 128, row counts that leave a warp's last lane groups idle), warp rows
+    // (n ≤ 1024) and block rows; 0 rows, empty rows, 0-d, many short rows, odd n, and GPT-2
+    // vocabulary rows.
+    const Shape cuda_shapes[] = {{0, 7},     {5, 0},    {},        {1, 1},      {9, 1},
+                                 {70001, 3}, {4, 33},   {7, 128},  {6, 1024},   {3, 1025},
+                                 {2, 4097},  {2, 3, 129}, {3, 50304}};
     for (const Variant& v : variants)
         for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16})
             for (const Shape& s : cuda_shapes) {
