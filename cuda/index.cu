@@ -1,29 +1,35 @@
 // cuda/index.cu: CUDA index_select and gather, and their deterministic backward (conventions in
 // core/kernels/index.h; reference: core/cpu/index.cpp).
 //
-// Forward: one thread per output element (grid-stride). As on the CPU, index_select is a gather
-// whose index is indices (m,) broadcast (stride 0) to out's shape; an OffsetCalc over that shape
-// gives each element its index's offset and x's offset without dim, so x and the indices may have
-// any strides. Elements are copied as raw units of their size (1, 2, 4 or 8 bytes).
+// Forward, grid-stride, elements copied as raw units of their size (1, 2, 4 or 8 bytes):
+// - index_select: a row walk over (outer·m rows, inner): threadIdx.y picks the row (o, j), which
+//   reads indices[j] once, threadIdx.x steps along its inner positions.
+// - gather: one thread per output element; an OffsetCalc over the index's shape gives its index
+//   offset and x's offset without dim.
+// x and the indices may have any strides (offsets come from OffsetCalcs; a part of the shape that
+// coalesces to one dim costs a multiply, no division).
 //
 // Backward, with no float atomics; each dx element receives its terms in ascending j from 0 in
 // f32 (f64 for f64) and is rounded once, the CPU reference's order, so results equal the CPU's
 // bit for bit:
 // - index_select: the (index, j) pairs are sorted by index with CUB's stable radix sort, so each
 //   index value's positions come out ascending; a binary search gives each value v its run
-//   [offsets[v], offsets[v + 1]); then one thread per dx element (o, v, k) sums dy (o, j, k) over
-//   the run and writes dx (=), zero where no index names v. Repeats cost run length, not m.
+//   [offsets[v], offsets[v + 1]); then a row walk over (outer·n rows, inner) gives each dx
+//   element (o, v, k) one thread that sums dy (o, j, k) over the run and writes dx (=), zero where
+//   no index names v. Repeated indices cost their run's length, not m.
 // - gather: one thread per line (all dims but `dim` fixed) walks j = 0..m-1 and adds dy into its
 //   own line of an accumulator (dx itself for f32/f64, an f32 buffer for bf16/f16, rounded into
 //   dx afterwards). Lines never share a dx element, so there are no races; a line of length m is
 //   serial work (loads batched 8 terms at a time), fine for the usual small m (picks along the
-//   last dim, top-k) and slow only when few lines are very long (e.g. 768 lines of 8192: ~0.5 ms).
+//   last dim, top-k), slow only when few lines are very long (768 lines of 8192: 3.3 ms on an H200).
 //
 // Indices are trusted: the public op (autograd/ops/index.cpp) range-checks them on the host.
 #include "core/kernels/index.h"
 #include "cuda/common.cuh"
 
 #include <cub/device/device_radix_sort.cuh>
+
+#include <algorithm>
 
 namespace lumen::cuda {
 
@@ -41,6 +47,41 @@ Layout from_zero(Layout layout) {
     return layout;
 }
 
+// t's element offsets (from t's first element) over the row-major positions of its dims
+// [first, last): the outer (before dim) or inner (after dim) part of a row walk.
+OffsetCalc<1> part_calc(const Tensor& t, int64_t first, int64_t last, const char* op) {
+    const Layout part{Shape(t.shape().begin() + first, t.shape().begin() + last),
+                      Strides(t.strides().begin() + first, t.strides().begin() + last), 0};
+    return make_offset_calc<1>(part.shape, {&part}, op);
+}
+
+// The offset of position i under c; no division when the dims coalesced to one (or none).
+__device__ __forceinline__ int64_t offset_of(const OffsetCalc<1>& c, int64_t i) {
+    if (c.rank == 0) return 0;
+    if (c.rank == 1) return i * c.strides[0][0];
+    int64_t off[1];
+    c.get(i, off);
+    return off[0];
+}
+
+// Row walks over (rows, inner): threadIdx.y and blockIdx.x pick the row, so one row's index and
+// bookkeeping (a 64-bit division) are paid once for all the inner positions a thread visits;
+// threadIdx.x steps along them. Only when the rows alone cannot fill the GPU does blockIdx.y split
+// rows into chunks, so that a few long rows still spread over every SM.
+struct RowGrid {
+    dim3 blocks, block;
+};
+RowGrid row_grid(int64_t rows, int64_t inner, int device) {
+    unsigned tx = 1;
+    while (tx < unsigned(threads) && int64_t(tx) < inner) tx *= 2;
+    const dim3 block(tx, unsigned(threads) / tx);
+    const int64_t sms = properties(device).sm_count;
+    const int64_t row_blocks = (rows + block.y - 1) / block.y, chunks = (inner + tx - 1) / tx;
+    const int64_t by = std::clamp<int64_t>((sms * 8 + row_blocks - 1) / row_blocks, 1, std::min<int64_t>(chunks, 65535));
+    const int64_t bx = std::clamp<int64_t>(row_blocks, 1, std::max<int64_t>(sms * 32 / by, 1));
+    return {dim3(unsigned(bx), unsigned(by)), block};
+}
+
 // ---- forward ----
 
 // out[e] = x[xoff(e) + index[ioff(e)] · x_step] over the index's shape, row-major (= out's layout).
@@ -55,41 +96,18 @@ __global__ void gather_kernel(int64_t total, OffsetCalc<2> calc, int64_t x_step,
     }
 }
 
-// out (index's shape, contiguous) = x[p with p[dim] = index[p]].
-void gather_walk(Tensor& out, const Tensor& x, int64_t dim, const Tensor& index, const char* op) {
-    const int64_t total = out.numel();
-    if (total == 0) return;
-    const int device = out.device().index;
-    set_device(device);
-    cudaStream_t stream = compute_stream(device);
-    Layout xl = from_zero(x.layout());
-    xl.strides[size_t(dim)] = 0;  // dim's contribution comes from the index
-    const Layout il = from_zero(index.layout());
-    const OffsetCalc<2> calc = make_offset_calc<2>(index.shape(), {&xl, &il}, op);
-    const int64_t x_step = x.strides()[size_t(dim)];
-    const unsigned blocks = unsigned(grid_for(total, device));
-    dispatch_index(index.dtype(), op, [&]<typename I>() {
-        const I* ip = static_cast<const I*>(index.data_ptr());
-        auto launch = [&]<typename U>() {
-            gather_kernel<U, I><<<blocks, threads, 0, stream>>>(total, calc, x_step,
-                                                                  static_cast<const U*>(x.data_ptr()), ip,
-                                                                  static_cast<U*>(out.data_ptr()));
-        };
-        switch (dtype_size(x.dtype())) {
-        case 1: launch.template operator()<uint8_t>(); break;
-        case 2: launch.template operator()<uint16_t>(); break;
-        case 4: launch.template operator()<uint32_t>(); break;
-        default: launch.template operator()<uint64_t>(); break;
-        }
-    });
-    check_launch(op, {{"out", out}, {"x", x}, {"indices", index}});
-}
-
-// indices (m,) as a view of `shape` that repeats index j at every position with p[dim] = j.
-Tensor broadcast_index(const Tensor& indices, const Shape& shape, int64_t dim) {
-    Strides strides(shape.size(), 0);
-    strides[size_t(dim)] = indices.strides()[0];
-    return Tensor::over(indices.storage(), Layout{shape, strides, indices.offset()}, indices.dtype());
+// out[o, j, k] (contiguous (outer, m, inner)) = x[o, indices[j], k].
+template <typename U, typename I>
+__global__ void index_select_kernel(int64_t rows, int64_t m, int64_t inner, OffsetCalc<1> x_outer,
+                                    OffsetCalc<1> x_inner, int64_t x_step, const U* __restrict__ x,
+                                    const I* __restrict__ indices, int64_t index_stride, U* __restrict__ out) {
+    for (int64_t r = int64_t(blockIdx.x) * blockDim.y + threadIdx.y; r < rows; r += int64_t(gridDim.x) * blockDim.y) {
+        const int64_t o = r / m, j = r - o * m;
+        const U* xrow = x + offset_of(x_outer, o) + int64_t(indices[j * index_stride]) * x_step;
+        U* orow = out + r * inner;
+        for (int64_t k = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; k < inner; k += int64_t(gridDim.y) * blockDim.x)
+            orow[k] = xrow[offset_of(x_inner, k)];
+    }
 }
 
 // ---- index_select backward ----
@@ -119,32 +137,34 @@ __global__ void index_offsets_kernel(int64_t m, int64_t n, const K* __restrict__
     }
 }
 
-// dx[o, v, k] (contiguous, (outer, n, inner)) = Σ over v's run, in position order, of dy[o, j, k];
-// `lines` maps o·inner + k to dy's offset at j = 0.
+// dx[o, v, k] (contiguous, (outer, n, inner)) = Σ over v's run, in position order, of dy[o, j, k].
 template <typename DT, typename A>
-__global__ void index_select_backward_kernel(int64_t total, int64_t n, int64_t inner, OffsetCalc<1> lines,
-                                             int64_t dy_step, const int64_t* __restrict__ offsets,
+__global__ void index_select_backward_kernel(int64_t rows, int64_t n, int64_t inner, OffsetCalc<1> dy_outer,
+                                             OffsetCalc<1> dy_inner, int64_t dy_step,
+                                             const int64_t* __restrict__ offsets,
                                              const int64_t* __restrict__ positions, const DT* __restrict__ dy,
                                              DT* __restrict__ dx) {
-    for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
-         e += int64_t(gridDim.x) * blockDim.x) {
-        const int64_t ov = e / inner, k = e - ov * inner, o = ov / n, v = ov - o * n;
-        int64_t off[1];
-        lines.get(o * inner + k, off);
-        const DT* line = dy + off[0];
-        const int64_t end = offsets[v + 1];
-        int64_t q = offsets[v];
-        A acc = A(0);
-        constexpr int ahead = 4;  // terms loaded ahead; they are still added in order
-        for (; q + ahead <= end; q += ahead) {
-            DT t[ahead];
+    for (int64_t r = int64_t(blockIdx.x) * blockDim.y + threadIdx.y; r < rows; r += int64_t(gridDim.x) * blockDim.y) {
+        const int64_t o = r / n, v = r - o * n;
+        const int64_t begin = offsets[v], end = offsets[v + 1];
+        const DT* dyo = dy + offset_of(dy_outer, o);
+        DT* dxrow = dx + r * inner;
+        for (int64_t k = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; k < inner;
+             k += int64_t(gridDim.y) * blockDim.x) {
+            const DT* line = dyo + offset_of(dy_inner, k);
+            A acc = A(0);
+            int64_t q = begin;
+            constexpr int ahead = 4;  // terms loaded ahead; they are still added in order
+            for (; q + ahead <= end; q += ahead) {
+                DT t[ahead];
 #pragma unroll
-            for (int u = 0; u < ahead; ++u) t[u] = line[positions[q + u] * dy_step];
+                for (int u = 0; u < ahead; ++u) t[u] = line[positions[q + u] * dy_step];
 #pragma unroll
-            for (int u = 0; u < ahead; ++u) acc += load_as<A>(t[u]);
+                for (int u = 0; u < ahead; ++u) acc += load_as<A>(t[u]);
+            }
+            for (; q < end; ++q) acc += load_as<A>(line[positions[q] * dy_step]);
+            dxrow[k] = store_from<DT>(acc);
         }
-        for (; q < end; ++q) acc += load_as<A>(line[positions[q] * dy_step]);
-        dx[e] = store_from<DT>(acc);
     }
 }
 
@@ -180,14 +200,13 @@ void index_select_backward_with_keys(Tensor& dx, const Tensor& dy, int64_t dim, 
         m, n, keys_out, data_ptr<int64_t>(offsets));
     check_launch("index_offsets_kernel", {{"dx", dx}, {"indices", indices}});
 
-    Shape line_shape = dy.shape();
-    line_shape[size_t(dim)] = 1;
-    const Layout dyl = from_zero(dy.layout());
-    const OffsetCalc<1> lines = make_offset_calc<1>(line_shape, {&dyl}, "index_select_backward");
-    const int64_t total = dx.numel();
-    index_select_backward_kernel<DT, A><<<unsigned(grid_for(total, device)), threads, 0, stream>>>(
-        total, n, inner, lines, dy.strides()[size_t(dim)], data_ptr<int64_t>(offsets), pos_out, data_ptr<T>(dy),
-        data_ptr<T>(dx));
+    const OffsetCalc<1> dy_outer = part_calc(dy, 0, dim, "index_select_backward");
+    const OffsetCalc<1> dy_inner = part_calc(dy, dim + 1, dy.dim(), "index_select_backward");
+    const int64_t rows = dx.numel() / inner;  // outer · n
+    const RowGrid grid = row_grid(rows, inner, device);
+    index_select_backward_kernel<DT, A><<<grid.blocks, grid.block, 0, stream>>>(
+        rows, n, inner, dy_outer, dy_inner, dy.strides()[size_t(dim)], data_ptr<int64_t>(offsets), pos_out,
+        data_ptr<T>(dy), data_ptr<T>(dx));
     check_launch("index_select_backward_kernel", {{"dx", dx}, {"dy", dy}, {"indices", indices}});
 }
 
@@ -245,7 +264,29 @@ __global__ void round_kernel(int64_t total, const A* __restrict__ acc, DT* __res
 }  // namespace
 
 void index_select(Tensor& out, const Tensor& x, int64_t dim, const Tensor& indices) {
-    gather_walk(out, x, dim, broadcast_index(indices, out.shape(), dim), "index_select_kernel");
+    if (out.numel() == 0) return;
+    const int device = out.device().index;
+    set_device(device);
+    cudaStream_t stream = compute_stream(device);
+    const int64_t m = indices.numel(), inner = numel_of(Shape(out.shape().begin() + dim + 1, out.shape().end()));
+    const int64_t rows = out.numel() / inner;  // outer · m
+    const OffsetCalc<1> x_outer = part_calc(x, 0, dim, "index_select");
+    const OffsetCalc<1> x_inner = part_calc(x, dim + 1, x.dim(), "index_select");
+    const RowGrid grid = row_grid(rows, inner, device);
+    dispatch_index(indices.dtype(), "index_select", [&]<typename I>() {
+        auto launch = [&]<typename U>() {
+            index_select_kernel<U, I><<<grid.blocks, grid.block, 0, stream>>>(
+                rows, m, inner, x_outer, x_inner, x.strides()[size_t(dim)], static_cast<const U*>(x.data_ptr()),
+                static_cast<const I*>(indices.data_ptr()), indices.strides()[0], static_cast<U*>(out.data_ptr()));
+        };
+        switch (dtype_size(x.dtype())) {
+        case 1: launch.template operator()<uint8_t>(); break;
+        case 2: launch.template operator()<uint16_t>(); break;
+        case 4: launch.template operator()<uint32_t>(); break;
+        default: launch.template operator()<uint64_t>(); break;
+        }
+    });
+    check_launch("index_select_kernel", {{"out", out}, {"x", x}, {"indices", indices}});
 }
 
 void index_select_backward(Tensor& dx, const Tensor& dy, int64_t dim, const Tensor& indices) {
@@ -265,7 +306,29 @@ void index_select_backward(Tensor& dx, const Tensor& dy, int64_t dim, const Tens
 }
 
 void gather(Tensor& out, const Tensor& x, int64_t dim, const Tensor& indices) {
-    gather_walk(out, x, dim, indices, "gather_kernel");
+    const int64_t total = out.numel();
+    if (total == 0) return;
+    const int device = out.device().index;
+    set_device(device);
+    Layout xl = from_zero(x.layout());
+    xl.strides[size_t(dim)] = 0;  // dim's contribution comes from the index
+    const Layout il = from_zero(indices.layout());
+    const OffsetCalc<2> calc = make_offset_calc<2>(indices.shape(), {&xl, &il}, "gather");
+    const unsigned blocks = unsigned(grid_for(total, device));
+    dispatch_index(indices.dtype(), "gather", [&]<typename I>() {
+        auto launch = [&]<typename U>() {
+            gather_kernel<U, I><<<blocks, threads, 0, compute_stream(device)>>>(
+                total, calc, x.strides()[size_t(dim)], static_cast<const U*>(x.data_ptr()),
+                static_cast<const I*>(indices.data_ptr()), static_cast<U*>(out.data_ptr()));
+        };
+        switch (dtype_size(x.dtype())) {
+        case 1: launch.template operator()<uint8_t>(); break;
+        case 2: launch.template operator()<uint16_t>(); break;
+        case 4: launch.template operator()<uint32_t>(); break;
+        default: launch.template operator()<uint64_t>(); break;
+        }
+    });
+    check_launch("gather_kernel", {{"out", out}, {"x", x}, {"indices", indices}});
 }
 
 void gather_backward(Tensor& dx, const Tensor& dy, int64_t dim, const Tensor& indices) {

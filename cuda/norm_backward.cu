@@ -6,11 +6,12 @@
 //   rmsnorm   dx = rstd·(g - xhat·mean(g·xhat)),
 //   dweight = Σ_rows dy·xhat,  dbias = Σ_rows dy.
 // dx: per row, one pass from the saved statistics. dweight/dbias: the rows are cut into `parts`
-// fixed ranges (their count depends only on the row count); the block of range b writes its sums
-// to row b of a (parts, C) f32 (f64 for f64) buffer, each column summed by one thread in a fixed
-// row order (a warp-per-row block adds its warps' sums in warp order), then a second kernel adds
-// each column's partials in a fixed order. No atomics: the same bits on every run. Outputs are
-// written (=); an undefined one is not computed; zero rows give dweight = dbias = 0.
+// fixed ranges (their count depends only on the row count and the kernel path); the block of
+// range b writes its sums to row b of a (parts, C) f32 (f64 for f64) buffer, each column summed
+// by one thread in a fixed row order (a warp-per-row block adds its warps' sums in warp order),
+// then a second kernel adds each column's partials in a fixed order. No atomics: the same bits on
+// every run. Outputs are written (=); an undefined one is not computed; zero rows give
+// dweight = dbias = 0.
 #include "core/kernels/elementwise.h"
 #include "core/kernels/norm.h"
 #include "cuda/norm.cuh"

@@ -323,7 +323,8 @@ LUMEN_CUDA_TEST("index_select: CUDA matches the CPU bit for bit, forward and bac
                           {{70000, 3}, 0, 70000}, {{3, 70000}, 1, 4097}, {{5, 1025}, 0, 4097},
                           {{2, 33, 3}, 1, 100},   {{4097, 1}, 1, 3},      {{0, 3}, 1, 4},
                           {{3, 0}, 0, 2},         {{3, 4}, 0, 0},         {{2, 3, 5, 7}, 2, 9},
-                          {{50, 33}, 0, 20000},   {{64, 50, 40}, 1, 2000}, {{3, 4097}, -1, 1}};
+                          {{50, 33}, 0, 20000},   {{64, 50, 40}, 1, 2000}, {{3, 4097}, -1, 1},
+                          {{4, 4097}, 0, 3},      {{2, 1025}, 0, 70}};  // few wide rows
     for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i32})
         for (DType it : {DType::i32, DType::i64})
             for (const Case& c : cases) {
