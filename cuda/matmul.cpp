@@ -67,11 +67,15 @@ cublasLtMatrixLayout_t make_layout(cudaDataType_t type, uint64_t rows, uint64_t 
 
 void set_matmul_tf32(bool on) { tf32_on = on; }
 
-void matmul(Tensor& out, const Tensor& a, const Tensor& b, Accumulate acc) {
+void matmul(Tensor& out, const Tensor& a, const Tensor& b, Accumulate acc, const Tensor& bias) {
     const int64_t batch = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
     if (batch == 0 || M == 0 || N == 0) return;
     if (K == 0) {
         if (acc == Accumulate::no) kernels::fill(out, 0.0);
+        if (bias.defined()) {
+            Tensor rows = Tensor::over(bias.storage(), bias.layout().expand(out.shape()), bias.dtype());
+            kernels::binary(BinaryOp::add, out, out, rows);
+        }
         return;
     }
     const int device = out.device().index;
@@ -83,7 +87,7 @@ void matmul(Tensor& out, const Tensor& a, const Tensor& b, Accumulate acc) {
         Tensor pb = ob ? b : Tensor::empty(b.shape(), b.dtype(), b.device());
         if (!oa) kernels::copy(pa, a);
         if (!ob) kernels::copy(pb, b);
-        return matmul(out, pa, pb, acc);
+        return matmul(out, pa, pb, acc, bias);
     }
     const DType in_dt = a.dtype(), out_dt = out.dtype();
     cudaDataType_t in_type, out_type;
@@ -102,7 +106,7 @@ void matmul(Tensor& out, const Tensor& a, const Tensor& b, Accumulate acc) {
     // outᵀ (N, M) = op(B) (N, K) · op(A) (K, M): cuBLAS's "A" is our b, its "B" our a.
     const PlanKey key{device, int(in_dt), int(out_dt), int(tf32_on), uint64_t(M), uint64_t(N), uint64_t(K),
                       ob->ld, oa->ld, a.strides()[0], b.strides()[0], batch, int64_t(ob->op), int(oa->op),
-                      int(acc)};
+                      int(acc) + 2 * int(bias.defined())};
     Plan plan;
     {
         std::lock_guard lock(plans_mutex);
@@ -113,6 +117,14 @@ void matmul(Tensor& out, const Tensor& a, const Tensor& b, Accumulate acc) {
             LUMEN_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.desc, compute, scale_type));
             LUMEN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ob->op, sizeof(ob->op)));
             LUMEN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &oa->op, sizeof(oa->op)));
+            if (bias.defined()) {  // outᵀ's rows are out's columns: a per-row bias of D is bias[n]
+                const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+                LUMEN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                                 sizeof(epilogue)));
+                const cudaDataType_t bias_type = out_type;
+                LUMEN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                                                 &bias_type, sizeof(bias_type)));
+            }
             plan.la = make_layout(in_type, ob->rows, ob->cols, ob->ld, batch, b.strides()[0]);
             plan.lb = make_layout(in_type, oa->rows, oa->cols, oa->ld, batch, a.strides()[0]);
             plan.lc = make_layout(out_type, uint64_t(N), uint64_t(M), N, batch, M * N);
@@ -133,6 +145,11 @@ void matmul(Tensor& out, const Tensor& a, const Tensor& b, Accumulate acc) {
             plan.algo = result.algo;
             plans.emplace(key, plan);
         }
+    }
+    if (bias.defined()) {  // NOTE: the pointer changes per call; the descriptor is shared by the plan
+        const void* bias_ptr = bias.data_ptr();
+        LUMEN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr,
+                                                         sizeof(bias_ptr)));
     }
     size_t workspace_bytes = 0;
     void* workspace = cublaslt_workspace(device, &workspace_bytes);

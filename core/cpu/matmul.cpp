@@ -96,8 +96,9 @@ void micro_kernel(int64_t kc, const Acc* __restrict a, const Acc* __restrict b, 
         for (int64_t j = 0; j < NR; ++j) c[i * ldc + j] += acc[i][j];
 }
 
-template <typename T>
-void matmul_typed(Tensor& out, const Tensor& a, const Tensor& b, Accumulate accumulate) {
+// T: the operands' type; O: out's (and bias's) type: T, or f32 for bf16 operands.
+template <typename T, typename O>
+void matmul_typed(Tensor& out, const Tensor& a, const Tensor& b, Accumulate accumulate, const Tensor& bias) {
     using Acc = compute_t<T>;
     constexpr int64_t MR = MicroTile<Acc>::MR, NR = MicroTile<Acc>::NR;
     static_assert(MC % MR == 0 && NC % NR == 0);
@@ -107,7 +108,8 @@ void matmul_typed(Tensor& out, const Tensor& a, const Tensor& b, Accumulate accu
     const Strides sa = a.strides(), sb = b.strides();  // (batch, M, K) and (batch, K, N)
     const T* pa = static_cast<const T*>(a.data_ptr());
     const T* pb = static_cast<const T*>(b.data_ptr());
-    T* po = static_cast<T*>(out.data_ptr());
+    O* po = static_cast<O*>(out.data_ptr());
+    const O* pbias = bias.defined() ? static_cast<const O*>(bias.data_ptr()) : nullptr;  // (N,)
     const int64_t row_blocks = (M + MC - 1) / MC, col_blocks = (N + NC - 1) / NC;
     const int64_t tasks = B * row_blocks * col_blocks;
     // NOTE: at least ~1 MFLOP per chunk of tasks, below that threads cost more than they save.
@@ -137,12 +139,13 @@ void matmul_typed(Tensor& out, const Tensor& a, const Tensor& b, Accumulate accu
                         micro_kernel<MR, NR>(kc, a_pack.data() + i * kc, b_pack.data() + j * kc,
                                              tile.data() + i * ldc + j, ldc);
             }
-            T* o = po + batch * M * N + i0 * N + j0;  // (mc, nc) of out, row stride N
+            O* o = po + batch * M * N + i0 * N + j0;  // (mc, nc) of out, row stride N
             for (int64_t i = 0; i < mc; ++i)
                 for (int64_t j = 0; j < nc; ++j) {
                     Acc v = tile[static_cast<size_t>(i * ldc + j)];
                     if (accumulate == Accumulate::yes) v += convert<Acc>(o[i * N + j]);
-                    o[i * N + j] = convert<T>(v);
+                    if (pbias) v += convert<Acc>(pbias[j0 + j]);
+                    o[i * N + j] = convert<O>(v);
                 }
         }
     });
@@ -150,14 +153,15 @@ void matmul_typed(Tensor& out, const Tensor& a, const Tensor& b, Accumulate accu
 
 }  // namespace
 
-void matmul(Tensor& out, const Tensor& a, const Tensor& b, Accumulate acc) {
+void matmul(Tensor& out, const Tensor& a, const Tensor& b, Accumulate acc, const Tensor& bias) {
     switch (a.dtype()) {
         case DType::f32:
-            return matmul_typed<float>(out, a, b, acc);
+            return matmul_typed<float, float>(out, a, b, acc, bias);
         case DType::f64:
-            return matmul_typed<double>(out, a, b, acc);
+            return matmul_typed<double, double>(out, a, b, acc, bias);
         case DType::bf16:
-            return matmul_typed<bf16>(out, a, b, acc);
+            if (out.dtype() == DType::f32) return matmul_typed<bf16, float>(out, a, b, acc, bias);
+            return matmul_typed<bf16, bf16>(out, a, b, acc, bias);
         default:
             fail("matmul", "expected f32, f64 or bf16 operands",
                  {{"out", out}, {"a", a}, {"b", b}});

@@ -4,6 +4,7 @@
 #include "tests/harness.h"
 
 #ifdef LUMEN_WITH_CUDA
+#include "core/kernels/matmul.h"
 #include "cuda/allocator.h"
 #include "cuda/runtime.h"
 
@@ -91,6 +92,26 @@ LUMEN_CUDA_TEST("philox: a CUDA draw equals the CPU draw (uniform bit for bit, n
 
 LUMEN_CUDA_TEST("cuda errors name the device and the problem") {
     CHECK_THROWS_CONTAINING(Tensor::empty({4}, DType::f32, Device::cuda(1000)), "cuda:1000");
+}
+
+LUMEN_CUDA_TEST("matmul: f32 products with and without TF32") {
+    Tensor a = test::random({1, 64, 512}, 1, DType::f32, device), b = test::random({1, 512, 48}, 2, DType::f32, device);
+    Tensor reference = ops::matmul(a.to(Device::cpu()).to(DType::f64), b.to(Device::cpu()).to(DType::f64));
+    Tensor out = Tensor::empty({1, 64, 48}, DType::f32, device);
+    kernels::matmul(out, a, b, Accumulate::no);
+    CHECK_CLOSE(out, reference, test::Tolerance{1e-4, 1e-5});  // plain f32
+    cuda::set_matmul_tf32(true);
+    kernels::matmul(out, a, b, Accumulate::no);
+    cuda::set_matmul_tf32(false);
+    CHECK_CLOSE(out, reference, test::Tolerance{5e-2, 5e-3});  // TF32: 10-bit mantissas
+}
+
+LUMEN_CUDA_TEST("debug sync: launches are checked synchronously when asked") {
+    cuda::set_debug_sync(true);
+    CHECK(cuda::debug_sync());
+    Tensor x = test::random({1000}, 3, DType::f32, device);
+    CHECK_CLOSE(ops::exp(x), ops::exp(x.to(Device::cpu())), test::tolerance(DType::f32));
+    cuda::set_debug_sync(false);
 }
 
 #endif  // LUMEN_WITH_CUDA

@@ -251,3 +251,32 @@ TEST_CASE("matmul: gradcheck") {
         [w](const std::vector<Tensor>& in) { return ops::matmul(w.transpose(0, 1), in[0]); },
         {test::leaf({2, 4, 2}, 66)});
 }
+
+LUMEN_DEVICE_TEST("matmul kernel: bias epilogue, and bf16 operands into an f32 output with accumulation") {
+    // out (batch, M, N) = a · b + bias, against a double reference; then += a second product.
+    const int64_t batch = 2, M = 19, K = 40, N = 33;
+    for (DType dt : {DType::f32, DType::bf16}) {
+        for (DType out_dt : {dt, DType::f32}) {
+            INFO(dtype_name(dt) << " -> " << dtype_name(out_dt));
+            Tensor a = test::random({batch, M, K}, 31, dt, device), b = test::random({batch, K, N}, 32, dt, device);
+            Tensor bias = test::random({N}, 33, out_dt, device);
+            Tensor out = Tensor::empty({batch, M, N}, out_dt, device);
+            kernels::matmul(out, a, b.transpose(1, 2).contiguous().transpose(1, 2), Accumulate::no, bias);
+            const auto va = a.to_vector<double>(), vb = b.to_vector<double>(), vbias = bias.to_vector<double>();
+            std::vector<double> expected(static_cast<size_t>(batch * M * N));
+            for (int64_t p = 0; p < batch; ++p)
+                for (int64_t i = 0; i < M; ++i)
+                    for (int64_t j = 0; j < N; ++j) {
+                        double s = vbias[size_t(j)];
+                        for (int64_t k = 0; k < K; ++k)
+                            s += va[size_t((p * M + i) * K + k)] * vb[size_t((p * K + k) * N + j)];
+                        expected[size_t((p * M + i) * N + j)] = s;
+                    }
+            CHECK_CLOSE(out.to_vector<double>(), expected, tolerance_for(out_dt, K));
+            kernels::matmul(out, a, b, Accumulate::yes);  // out += a · b
+            for (size_t e = 0; e < expected.size(); ++e)  // (a·b + bias) + a·b
+                expected[e] = 2 * expected[e] - vbias[e % size_t(N)];
+            CHECK_CLOSE(out.to_vector<double>(), expected, tolerance_for(out_dt, 2 * K));
+        }
+    }
+}
