@@ -20,13 +20,13 @@ echo "build: ok"
 for step in "${steps[@]}"; do
     case "$step" in
     tests)
-        (cd build-gpu && ctest --output-on-failure -j 8 > "../$out/ctest.log" 2>&1) || status=1
-        grep -E "tests passed|tests failed|Failed|\*\*\*" "$out/ctest.log" | tail -25
-        ./build-gpu/lumen_tests --no-version > "$out/tests_full.log" 2>&1 || status=1
-        grep -E "^\[doctest\] (test cases|assertions)|Status" "$out/tests_full.log" ;;
+        ./build-gpu/lumen_tests --no-version > "$out/tests.log" 2>&1 || status=1
+        grep -E "TEST CASE|ERROR|^\[doctest\] (test cases|assertions)|Status" "$out/tests.log" | tail -30 ;;
     sanitize)
         for tool in memcheck racecheck; do
-            compute-sanitizer --tool "$tool" --error-exitcode 9 ./build-gpu/lumen_tests -ts=cuda --no-version \
+            # NOTE: the out-of-memory test provokes a failing cudaMalloc on purpose; leave it out.
+            compute-sanitizer --tool "$tool" --error-exitcode 9 ./build-gpu/lumen_tests -ts=cuda \
+                -tce='*out of memory*' --no-version \
                 > "$out/sanitizer_$tool.log" 2>&1
             echo "compute-sanitizer $tool (cuda suite): exit $? ; $(grep -E 'ERROR SUMMARY' "$out/sanitizer_$tool.log" | tail -1)"
         done ;;
