@@ -4,6 +4,7 @@
 #include "core/kernels/elementwise.h"
 
 #include <cmath>
+#include <cstring>
 
 namespace lumen::test {
 
@@ -62,6 +63,13 @@ std::string compare(const Tensor& actual, const Tensor& expected, Tolerance tol)
     if (actual.shape() != expected.shape())
         return fmt::format("shapes differ: {} vs expected {}", shape_str(actual.shape()), shape_str(expected.shape()));
     return compare(actual.to_vector<double>(), expected.to_vector<double>(), tol);
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+    Tensor x = a.to(Device::cpu()).contiguous(), y = b.to(Device::cpu()).contiguous();
+    if (x.shape() != y.shape() || x.dtype() != y.dtype()) return false;
+    return x.numel() == 0 ||
+           std::memcmp(x.data_ptr(), y.data_ptr(), size_t(x.numel()) * dtype_size(x.dtype())) == 0;
 }
 
 Tensor random(const Shape& shape, uint64_t seed, DType dtype, Device device, double lo, double hi) {

@@ -35,6 +35,9 @@ Tolerance tolerance(DType dt);
 std::string compare(const Tensor& actual, const Tensor& expected, Tolerance tol);
 std::string compare(const std::vector<double>& actual, const std::vector<double>& expected, Tolerance tol);
 
+// Whether a and b hold the same bytes (same shape and dtype), wherever they live.
+bool same_bits(const Tensor& a, const Tensor& b);
+
 // Uniform values in [lo, hi) from a Philox stream keyed by `seed`.
 Tensor random(const Shape& shape, uint64_t seed, DType dtype = DType::f32, Device device = Device::cpu(),
               double lo = -1.0, double hi = 1.0);

@@ -174,14 +174,6 @@ TEST_CASE("embedding: gradcheck, repeated indices and a non-contiguous weight") 
 
 namespace {
 
-// Whether a and b hold the same bytes (same shape and dtype), wherever they live.
-bool same_bits(const Tensor& a, const Tensor& b) {
-    Tensor x = a.to(Device::cpu()).contiguous(), y = b.to(Device::cpu()).contiguous();
-    if (x.shape() != y.shape() || x.dtype() != y.dtype()) return false;
-    return x.numel() == 0 ||
-           std::memcmp(x.data_ptr(), y.data_ptr(), size_t(x.numel()) * dtype_size(x.dtype())) == 0;
-}
-
 struct EmbRun {
     Tensor out, dweight;
 };
@@ -221,11 +213,11 @@ LUMEN_CUDA_TEST("embedding: CUDA matches the CPU kernels bit for bit, forward an
                 const EmbRun cpu = embedding_on(Device::cpu(), w, idx, dy);
                 const EmbRun gpu = embedding_on(device, w, idx, dy);
                 CHECK(gpu.out.device() == device);
-                CHECK(same_bits(gpu.out, cpu.out));
+                CHECK(test::same_bits(gpu.out, cpu.out));
                 // The CUDA backward sums each row in index order in f32 (f64), as the CPU does.
                 if (is_floating(dt)) {
-                    CHECK(same_bits(gpu.dweight, cpu.dweight));
-                    CHECK(same_bits(gpu.dweight, embedding_on(device, w, idx, dy).dweight));
+                    CHECK(test::same_bits(gpu.dweight, cpu.dweight));
+                    CHECK(test::same_bits(gpu.dweight, embedding_on(device, w, idx, dy).dweight));
                 }
             }
 }
@@ -237,7 +229,7 @@ LUMEN_CUDA_TEST("embedding: CUDA backward with one index repeated 4096 times, an
         Tensor idx = Tensor::full({4096}, 7.0, DType::i64);
         Tensor dy = test::random({4096, 96}, 412, dt, Device::cpu());
         const EmbRun cpu = embedding_on(Device::cpu(), w, idx, dy), gpu = embedding_on(device, w, idx, dy);
-        CHECK(same_bits(gpu.dweight, cpu.dweight));
+        CHECK(test::same_bits(gpu.dweight, cpu.dweight));
         // Contiguous views that start one element into their storage, so that rows of C = 8 sit
         // off 16-byte boundaries: weight (8, 8) and dy (31, 8).
         auto offset_view = [&](int64_t rows, uint64_t seed) {
@@ -256,7 +248,7 @@ LUMEN_CUDA_TEST("embedding: CUDA backward with one index repeated 4096 times, an
         out.backward(dyv);
         const EmbRun host = embedding_on(Device::cpu(), wv.detach().to(Device::cpu()), iv.to(Device::cpu()),
                                          dyv.to(Device::cpu()));
-        CHECK(same_bits(wv.grad(), host.dweight));
+        CHECK(test::same_bits(wv.grad(), host.dweight));
     }
 }
 

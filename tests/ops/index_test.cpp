@@ -258,19 +258,11 @@ TEST_CASE("index_select and gather: gradcheck with repeated indices and strided 
 
 namespace {
 
-// Whether a and b hold the same bytes (same shape and dtype), wherever they live.
-bool same_bits(const Tensor& a, const Tensor& b) {
-    Tensor x = a.to(Device::cpu()).contiguous(), y = b.to(Device::cpu()).contiguous();
-    if (x.shape() != y.shape() || x.dtype() != y.dtype()) return false;
-    return x.numel() == 0 ||
-           std::memcmp(x.data_ptr(), y.data_ptr(), size_t(x.numel()) * dtype_size(x.dtype())) == 0;
-}
-
 // Checks a == b exactly, naming the first differing element, and bit for bit.
 #define CHECK_SAME(a, b)                                                                          \
     do {                                                                                          \
         CHECK_CLOSE((a).to(Device::cpu()), (b).to(Device::cpu()), test::Tolerance{0, 0});          \
-        CHECK(same_bits((a), (b)));                                                               \
+        CHECK(test::same_bits((a), (b)));                                                               \
     } while (0)
 
 using View = std::function<Tensor(const Tensor&)>;
@@ -305,7 +297,7 @@ void check_cuda_against_cpu(Device device, bool is_gather, int64_t dim, const Te
     CHECK(gpu.dx.device() == device);
     // The CUDA backward adds each dx element's terms in index order in f32 (f64), as the CPU does.
     CHECK_SAME(gpu.dx, cpu.dx);
-    CHECK(same_bits(gpu.dx, index_on(device, is_gather, dim, x, idx, dy, xv, iv, dv).dx));  // run to run
+    CHECK(test::same_bits(gpu.dx, index_on(device, is_gather, dim, x, idx, dy, xv, iv, dv).dx));  // run to run
 }
 
 bool big(const Shape& s) { return numel_of(s) > 200000; }

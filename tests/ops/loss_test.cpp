@@ -262,14 +262,6 @@ TEST_CASE("cross_entropy: gradcheck, with ignored rows and non-contiguous logits
 
 namespace {
 
-// Whether a and b hold the same bytes (same shape and dtype), wherever they live.
-bool same_bits(const Tensor& a, const Tensor& b) {
-    Tensor x = a.to(Device::cpu()).contiguous(), y = b.to(Device::cpu()).contiguous();
-    if (x.shape() != y.shape() || x.dtype() != y.dtype()) return false;
-    return x.numel() == 0 ||
-           std::memcmp(x.data_ptr(), y.data_ptr(), size_t(x.numel()) * dtype_size(x.dtype())) == 0;
-}
-
 struct CeRun {
     Tensor loss, dlogits;
 };
@@ -298,8 +290,8 @@ void check_cuda_against_cpu(Device device, const Tensor& x, const Tensor& t, int
     const test::Tolerance tol = test::tolerance(dt);
     CHECK_CLOSE(gpu.dlogits, cpu.dlogits, test::Tolerance{dt == DType::f64 ? 1e-13 : 1e-6, tol.rtol});
     const CeRun again = ce_on(device, x, t, ignore);
-    CHECK(same_bits(gpu.loss, again.loss));
-    CHECK(same_bits(gpu.dlogits, again.dlogits));
+    CHECK(test::same_bits(gpu.loss, again.loss));
+    CHECK(test::same_bits(gpu.dlogits, again.dlogits));
 }
 
 }  // namespace

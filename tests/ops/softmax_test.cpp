@@ -199,14 +199,6 @@ TEST_CASE("softmax: gradcheck, contiguous and through non-contiguous views") {
 
 namespace {
 
-// Whether a and b hold the same bytes (same shape and dtype), wherever they live.
-bool same_bits(const Tensor& a, const Tensor& b) {
-    Tensor x = a.to(Device::cpu()).contiguous(), y = b.to(Device::cpu()).contiguous();
-    if (x.shape() != y.shape() || x.dtype() != y.dtype()) return false;
-    return x.numel() == 0 ||
-           std::memcmp(x.data_ptr(), y.data_ptr(), size_t(x.numel()) * dtype_size(x.dtype())) == 0;
-}
-
 struct Run {
     Tensor y, dx;
 };
@@ -240,8 +232,8 @@ LUMEN_CUDA_TEST("softmax: CUDA matches the CPU kernels forward and backward, bit
                 CHECK_CLOSE(gpu.y, cpu.y, test::tolerance(dt));
                 CHECK_CLOSE(gpu.dx, cpu.dx, test::tolerance(dt));
                 const Run again = run_on(device, v.fn, x, dy);
-                CHECK(same_bits(gpu.y, again.y));
-                CHECK(same_bits(gpu.dx, again.dx));
+                CHECK(test::same_bits(gpu.y, again.y));
+                CHECK(test::same_bits(gpu.dx, again.dx));
             }
 }
 
