@@ -128,4 +128,6 @@ void pinned_release(void* ptr) {
     if (ptr) cudaFreeHost(ptr);
 }
 
+void pinned_release_storage(void* ptr, Device) { pinned_release(ptr); }
+
 }  // namespace lumen::cuda

@@ -35,5 +35,8 @@ void release_cache(int device);
 // Page-locked host memory for transfers (cudaMallocHost), released with pinned_release.
 void* pinned_allocate(size_t bytes);
 void pinned_release(void* ptr);
+// The same release with the signature of a Storage deleter, so pinned memory can back CPU tensors
+// (the data loader's batches: data::LoaderConfig::allocator = {pinned_allocate, pinned_release_storage}).
+void pinned_release_storage(void* ptr, Device device);
 
 }  // namespace lumen::cuda

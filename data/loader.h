@@ -11,8 +11,8 @@
 // Shards are opened (header and size checked) before the loader is made; each shard's tokens are
 // range-checked against vocab_size once, in the prefetch thread, the first time it is used. An
 // error there surfaces from next(). A batch is one host buffer of 2·B·T indices (inputs then
-// targets, i32 or i64) from `allocator`: the CUDA backend passes a pinned-memory allocator here
-// so the copy to the GPU can be asynchronous. The returned tensors own their buffer.
+// targets, i32 or i64) from `allocator`: on a GPU, pass {cuda::pinned_allocate,
+// cuda::pinned_release_storage} (page-locked memory) so the copy to the GPU can be asynchronous. The returned tensors own their buffer.
 #pragma once
 
 #include "core/storage.h"

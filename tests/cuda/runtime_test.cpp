@@ -5,10 +5,13 @@
 
 #ifdef LUMEN_WITH_CUDA
 #include "core/kernels/matmul.h"
+#include "data/dataset.h"
+#include "data/loader.h"
 #include "cuda/allocator.h"
 #include "cuda/runtime.h"
 
 #include <cmath>
+#include <filesystem>
 #include <cstring>
 
 using namespace lumen;
@@ -104,6 +107,29 @@ LUMEN_CUDA_TEST("matmul: f32 products with and without TF32") {
     kernels::matmul(out, a, b, Accumulate::no);
     cuda::set_matmul_tf32(false);
     CHECK_CLOSE(out, reference, test::Tolerance{5e-2, 5e-3});  // TF32: 10-bit mantissas
+}
+
+LUMEN_CUDA_TEST("data loader: batches in pinned memory equal the pageable ones") {
+    const std::string dir =
+        (std::filesystem::path(__FILE__).parent_path().parent_path() / "fixtures" / "fineweb").string();
+    const data::DatasetInfo info = data::read_dataset_info(dir);
+    data::LoaderConfig config;
+    config.B = 2;
+    config.T = 16;
+    config.vocab_size = info.vocab_size;
+    data::LoaderConfig pinned_config = config;
+    pinned_config.allocator = {cuda::pinned_allocate, cuda::pinned_release_storage};
+    data::DataLoader pageable(data::open_shards(info, data::Split::train), config);
+    data::DataLoader pinned(data::open_shards(info, data::Split::train), pinned_config);
+    for (int step = 0; step < 3; ++step) {
+        const data::Batch a = pageable.next(), b = pinned.next();
+        CHECK(test::same_bits(a.inputs, b.inputs));
+        CHECK(test::same_bits(a.targets, b.targets));
+        cudaPointerAttributes attributes{};
+        REQUIRE(cudaPointerGetAttributes(&attributes, b.inputs.data_ptr()) == cudaSuccess);
+        CHECK(attributes.type == cudaMemoryTypeHost);  // page-locked: async copies to the GPU
+        CHECK(test::same_bits(b.inputs.to(device), a.inputs));
+    }
 }
 
 LUMEN_CUDA_TEST("debug sync: launches are checked synchronously when asked") {
