@@ -43,6 +43,11 @@ DeviceState& state(int device) {
         cudaDeviceGetAttribute(&memory_clock_khz, cudaDevAttrMemoryClockRate, device);
         cudaDeviceGetAttribute(&bus_width_bits, cudaDevAttrGlobalMemoryBusWidth, device);
         s.props.memory_bandwidth_bytes_per_s = 2.0 * memory_clock_khz * 1e3 * bus_width_bits / 8.0;
+        int clock_khz = 0;
+        cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, device);
+        const double flops_per_clock_per_sm = s.props.compute_capability == 90 ? 4096.0
+                                              : s.props.compute_capability == 80 ? 2048.0 : 0.0;
+        s.props.peak_bf16_flops_per_s = flops_per_clock_per_sm * s.props.sm_count * clock_khz * 1e3;
     });
     return s;
 }

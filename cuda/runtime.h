@@ -58,6 +58,9 @@ struct DeviceProperties {
     size_t memory_bytes = 0;
     size_t l2_bytes = 0;
     double memory_bandwidth_bytes_per_s = 0;  // from the memory clock and bus width
+    // Dense bf16 tensor-core peak from the SM count and clock (2048 FLOP/clock/SM on sm_80, 4096 on
+    // sm_90); 0 for other architectures. The trainer's MFU divides by it unless a peak is configured.
+    double peak_bf16_flops_per_s = 0;
 };
 const DeviceProperties& properties(int device);
 

@@ -93,6 +93,15 @@ LUMEN_CUDA_TEST("philox: a CUDA draw equals the CPU draw (uniform bit for bit, n
     }
 }
 
+LUMEN_CUDA_TEST("device properties are read off the device") {
+    const cuda::DeviceProperties& p = cuda::properties(device.index);
+    CHECK_FALSE(p.name.empty());
+    CHECK(p.sm_count > 0);
+    CHECK(p.memory_bytes > (size_t(1) << 30));
+    CHECK(p.memory_bandwidth_bytes_per_s > 1e11);
+    if (p.compute_capability == 90 || p.compute_capability == 80) CHECK(p.peak_bf16_flops_per_s > 1e14);
+}
+
 LUMEN_CUDA_TEST("cuda errors name the device and the problem") {
     CHECK_THROWS_CONTAINING(Tensor::empty({4}, DType::f32, Device::cuda(1000)), "cuda:1000");
 }
