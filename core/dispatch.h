@@ -51,11 +51,10 @@ decltype(auto) dispatch_index(DType dt, const char* op, F&& f) {
     }
 }
 
-// An op whose CUDA kernel this build or this backend lacks: a loud error, never a CPU fallback.
+// A CUDA tensor in a CPU-only build: a loud error naming the call, never a CPU fallback.
 [[noreturn]] void missing_cuda_kernel(const char* op);
 
 }  // namespace lumen
-
 
 // The device switch of a kernel entry (core/kernels/*.h):
 //   inline void exp(Tensor& out, const Tensor& x) { LUMEN_DISPATCH(out.device(), exp(out, x)) }
@@ -71,9 +70,4 @@ decltype(auto) dispatch_index(DType dt, const char* op, F&& f) {
     case ::lumen::DeviceType::cpu: ::lumen::cpu::call; return;              \
     case ::lumen::DeviceType::cuda: LUMEN_CUDA_CASE(call)                   \
     }
-// The switch of a family whose CUDA kernels are not written yet: CUDA tensors are a loud error.
-#define LUMEN_KERNEL_SWITCH(device, call)                                   \
-    switch ((device).type) {                                                \
-    case ::lumen::DeviceType::cpu: ::lumen::cpu::call; return;              \
-    case ::lumen::DeviceType::cuda: ::lumen::missing_cuda_kernel(#call);    \
-    }
+

@@ -10,9 +10,8 @@
 namespace lumen {
 
 void missing_cuda_kernel(const char* op) {
-    throw Error(fmt::format("{}: no CUDA kernel: {}", op,
-                            built_with_cuda() ? "the CUDA backend does not implement this op"
-                                              : "this build has no CUDA support"));
+    throw Error(fmt::format("{}: a CUDA tensor, but this build has no CUDA support (rebuild with "
+                            "LUMEN_CUDA=ON on a machine with nvcc and cuBLAS)", op));
 }
 
 std::string_view unary_name(UnaryOp op) {

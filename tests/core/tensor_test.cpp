@@ -331,3 +331,10 @@ TEST_CASE("loops: for_each_strided visits every element once, in row-major order
         CHECK(std::count(hits.begin(), hits.end(), 1) == n);
     }
 }
+
+TEST_CASE("tensor: a CUDA tensor in a CPU-only build is a clear error, never a CPU fallback") {
+    if (built_with_cuda()) return;  // NOTE: only a CPU-only build can check this; CUDA builds test CUDA
+    CHECK_THROWS_CONTAINING(Tensor::empty({4}, DType::f32, Device::cuda(0)), "this build has no CUDA support");
+    CHECK_THROWS_CONTAINING(Tensor::ones({2}).to(Device::cuda(0)), "this build has no CUDA support");
+    CHECK(cuda_device_count() == 0);
+}
