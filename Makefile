@@ -19,10 +19,10 @@ $(BUILD_DIR)/.deps-ok: scripts/install-deps.sh
 	@bash scripts/install-deps.sh
 	@mkdir -p $(BUILD_DIR) && touch $@
 
-$(BUILD_DIR)/CMakeCache.txt: $(BUILD_DIR)/.deps-ok CMakeLists.txt
+# Configures every time (a second when nothing changed), so LUMEN_CUDA=... on the command line
+# always takes effect.
+build: $(BUILD_DIR)/.deps-ok
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DLUMEN_CUDA=$(LUMEN_CUDA)
-
-build: $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build
