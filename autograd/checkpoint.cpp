@@ -9,6 +9,21 @@ namespace lumen::autograd {
 static const bool registered = register_differentiable({"checkpoint"});
 
 namespace {
+
+thread_local bool recomputing = false;
+
+// Sets the recompute flag for its lifetime and puts the previous value back (exceptions too).
+class RecomputeScope {
+public:
+    RecomputeScope() : previous_(recomputing) { recomputing = true; }
+    ~RecomputeScope() { recomputing = previous_; }
+    RecomputeScope(const RecomputeScope&) = delete;
+    RecomputeScope& operator=(const RecomputeScope&) = delete;
+
+private:
+    bool previous_;
+};
+
 std::vector<RngState> states_of(const std::vector<Generator*>& generators) {
     std::vector<RngState> states;
     for (const Generator* g : generators) states.push_back(g->state());
@@ -18,6 +33,8 @@ void set_states(const std::vector<Generator*>& generators, const std::vector<Rng
     for (size_t i = 0; i < generators.size(); ++i) generators[i]->set_state(states[i]);
 }
 }  // namespace
+
+bool in_checkpoint_recompute() { return recomputing; }
 
 Tensor checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs,
                   const std::vector<Generator*>& generators) {
@@ -47,6 +64,7 @@ Tensor checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs,
         Tensor recomputed;
         {
             EnableGradGuard grad_on;
+            RecomputeScope recompute;
             recomputed = fn(detached);
         }
         set_states(generators, now);

@@ -8,6 +8,8 @@
 // parameters used inside fn get their gradients directly) and passes the inputs' gradients on.
 // Random draws inside fn must come from the listed generators: their states are put back to where
 // the forward found them for the recompute (and restored after), so dropout masks repeat exactly.
+// While backward re-runs fn, in_checkpoint_recompute() is true on that thread, so ops with side
+// effects that must happen once per forward (the bio gate's activity counters) can skip them.
 #pragma once
 
 #include "core/philox.h"
@@ -22,5 +24,9 @@ using CheckpointFn = std::function<Tensor(const std::vector<Tensor>&)>;
 
 Tensor checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs,
                   const std::vector<Generator*>& generators = {});
+
+// True on this thread while a checkpoint's backward is re-running its function (nested checkpoints
+// included); false in ordinary forwards, including a checkpoint's first forward.
+bool in_checkpoint_recompute();
 
 }  // namespace lumen::autograd

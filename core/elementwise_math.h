@@ -13,10 +13,12 @@ namespace lumen {
 
 // gelu, tanh form: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
 inline constexpr double gelu_k = 0.7978845608028654, gelu_c = 0.044715;
+// gelu_exact, erf form: 0.5·x·(1 + erf(x/√2)); its derivative adds x·exp(-x²/2)/√(2π)
+inline constexpr double sqrt1_2 = 0.7071067811865476, inv_sqrt_2pi = 0.3989422804014327;
 
 template <typename C>
 LUMEN_HOST_DEVICE C apply_unary(UnaryOp op, C x) {
-    using std::exp, std::log, std::sqrt, std::sin, std::cos, std::tanh, std::abs;
+    using std::exp, std::log, std::sqrt, std::sin, std::cos, std::tanh, std::abs, std::erf;
     switch (op) {
     case UnaryOp::neg: return -x;
     case UnaryOp::abs: return abs(x);
@@ -32,6 +34,7 @@ LUMEN_HOST_DEVICE C apply_unary(UnaryOp op, C x) {
     case UnaryOp::relu: return x > C(0) ? x : C(0);
     case UnaryOp::silu: return x / (C(1) + exp(-x));
     case UnaryOp::gelu: return C(0.5) * x * (C(1) + tanh(C(gelu_k) * (x + C(gelu_c) * x * x * x)));
+    case UnaryOp::gelu_exact: return C(0.5) * x * (C(1) + erf(x * C(sqrt1_2)));
     }
     return x;
 }
@@ -39,7 +42,7 @@ LUMEN_HOST_DEVICE C apply_unary(UnaryOp op, C x) {
 // d op(x) / dx
 template <typename C>
 LUMEN_HOST_DEVICE C unary_derivative(UnaryOp op, C x) {
-    using std::exp, std::log, std::sqrt, std::sin, std::cos, std::tanh;
+    using std::exp, std::log, std::sqrt, std::sin, std::cos, std::tanh, std::erf;
     switch (op) {
     case UnaryOp::neg: return C(-1);
     case UnaryOp::abs: return C((x > C(0)) - (x < C(0)));
@@ -60,6 +63,8 @@ LUMEN_HOST_DEVICE C unary_derivative(UnaryOp op, C x) {
         const C dinner = C(gelu_k) * (C(1) + C(3 * gelu_c) * x * x);
         return C(0.5) * (C(1) + t) + C(0.5) * x * (C(1) - t * t) * dinner;
     }
+    case UnaryOp::gelu_exact:
+        return C(0.5) * (C(1) + erf(x * C(sqrt1_2))) + x * C(inv_sqrt_2pi) * exp(C(-0.5) * x * x);
     }
     return C(0);
 }

@@ -1,7 +1,7 @@
 // autograd/ops/attention.cpp: tril (a node with its own kernel) and causal_attention, which is a
 // composition of public ops and records no node of its own.
 //
-// causal_attention materialises the (B, nh, T, T) scores: it is the readable reference that the
+// causal_attention materialises the (B, nh, Tq, Tk) scores: it is the readable reference that the
 // fused attention kernels are tested against, not the fast path. Kernel for tril:
 // core/kernels/tril.h (CPU reference in core/cpu/tril.cpp).
 #include "autograd/node.h"
@@ -31,7 +31,7 @@ Tensor tril(const Tensor& x, int64_t diagonal) {
 
 namespace {
 
-// (B, nkv, T, hs) -> (B, nkv·rep, T, hs): head h reads kv head h / rep.
+// (B, nkv, Tk, hs) -> (B, nkv·rep, Tk, hs): head h reads kv head h / rep.
 Tensor repeat_kv(const Tensor& t, int64_t rep) {
     if (rep == 1) return t;
     const auto [B, nkv, T, hs] = t.dims<4>();
@@ -43,19 +43,20 @@ Tensor repeat_kv(const Tensor& t, int64_t rep) {
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::optional<double> scale) {
     const char* op = "causal_attention";
     check(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, op,
-          "expected q (B, nh, T, hs), k and v (B, nkv, T, hs)", {{"q", q}, {"k", k}, {"v", v}});
+          "expected q (B, nh, Tq, hs), k and v (B, nkv, Tk, hs)", {{"q", q}, {"k", k}, {"v", v}});
     check(q.dtype() == k.dtype() && q.dtype() == v.dtype(), op, "dtypes differ",
           {{"q", q}, {"k", k}, {"v", v}});
     check(is_floating(q.dtype()), op, "expected floating tensors", {{"q", q}, {"k", k}, {"v", v}});
     check(q.device() == k.device() && q.device() == v.device(), op, "tensors on different devices",
           {{"q", q}, {"k", k}, {"v", v}});
-    const auto [B, nh, T, hs] = q.dims<4>();
+    const auto [B, nh, Tq, hs] = q.dims<4>();
     const auto [Bk, nkv, Tk, hsk] = k.dims<4>();
-    check(k.shape() == v.shape(), op, "k and v must have the same shape (B, nkv, T, hs)",
+    check(k.shape() == v.shape(), op, "k and v must have the same shape (B, nkv, Tk, hs)",
           {{"q", q}, {"k", k}, {"v", v}});
     check(Bk == B, op, fmt::format("batch sizes differ (B = {} in q, {} in k)", B, Bk),
           {{"q", q}, {"k", k}, {"v", v}});
-    check(Tk == T, op, fmt::format("sequence lengths differ (T = {} in q, {} in k)", T, Tk),
+    check(Tq <= Tk, op,
+          fmt::format("q has more positions than k (Tq = {} in q, Tk = {} in k; need Tq <= Tk)", Tq, Tk),
           {{"q", q}, {"k", k}, {"v", v}});
     check(hsk == hs, op, fmt::format("head sizes differ (hs = {} in q, {} in k)", hs, hsk),
           {{"q", q}, {"k", k}, {"v", v}});
@@ -63,12 +64,14 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::
           fmt::format("nh ({}) must be a multiple of nkv ({})", nh, nkv), {{"q", q}, {"k", k}, {"v", v}});
 
     const double s = scale.value_or(1.0 / std::sqrt(double(hs)));
-    Tensor kr = repeat_kv(k, nh / nkv);                                   // (B, nh, T, hs)
-    Tensor vr = repeat_kv(v, nh / nkv);                                   // (B, nh, T, hs)
-    Tensor att = mul(matmul(q, kr.transpose(2, 3)), scalar_like(s, q));   // (B, nh, T, T)
-    Tensor causal = tril(Tensor::ones({T, T}, DType::boolean, q.device()));  // (T, T): key j <= query i
+    Tensor kr = repeat_kv(k, nh / nkv);                                   // (B, nh, Tk, hs)
+    Tensor vr = repeat_kv(v, nh / nkv);                                   // (B, nh, Tk, hs)
+    Tensor att = mul(matmul(q, kr.transpose(2, 3)), scalar_like(s, q));   // (B, nh, Tq, Tk)
+    // Query i sits at position Tk - Tq + i and sees keys j <= Tk - Tq + i.
+    const int64_t offset = Tk - Tq;
+    Tensor causal = tril(Tensor::ones({Tq, Tk}, DType::boolean, q.device()), offset);  // (Tq, Tk)
     att = where(causal, att, scalar_like(-std::numeric_limits<double>::infinity(), att));
-    return matmul(softmax(att), vr);                                      // (B, nh, T, hs)
+    return matmul(softmax(att), vr);                                      // (B, nh, Tq, hs)
 }
 
 }  // namespace lumen::ops

@@ -11,7 +11,7 @@ namespace lumen::ops {
 
 static const bool registered = autograd::register_differentiable(
     {"neg", "abs", "sign", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu",
-     "silu", "gelu", "add", "sub", "mul", "div", "pow", "maximum", "minimum", "where"});
+     "silu", "gelu", "gelu_exact", "add", "sub", "mul", "div", "pow", "maximum", "minimum", "where"});
 
 Tensor scalar_like(double value, const Tensor& like) {
     return Tensor::scalar(value, like.dtype(), like.device());
@@ -82,6 +82,7 @@ Tensor sigmoid(const Tensor& x) { return unary_op(UnaryOp::sigmoid, x); }
 Tensor relu(const Tensor& x) { return unary_op(UnaryOp::relu, x); }
 Tensor silu(const Tensor& x) { return unary_op(UnaryOp::silu, x); }
 Tensor gelu(const Tensor& x) { return unary_op(UnaryOp::gelu, x); }
+Tensor gelu_exact(const Tensor& x) { return unary_op(UnaryOp::gelu_exact, x); }
 
 Tensor add(const Tensor& a, const Tensor& b) {
     const Shape shape = binary_shape("add", a, b);

@@ -24,6 +24,7 @@ Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor silu(const Tensor& x);
 Tensor gelu(const Tensor& x);  // tanh form: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+Tensor gelu_exact(const Tensor& x);  // erf form: 0.5·x·(1 + erf(x/√2)) (PyTorch's nn.GELU())
 
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);

@@ -44,9 +44,11 @@ Tensor dropout(const Tensor& x, double p, Generator& gen, Training training = Tr
 // Keeps the elements on and below the `diagonal`-th diagonal of the last two dims, zeroes the rest.
 Tensor tril(const Tensor& x, int64_t diagonal = 0);
 
-// q (B, nh, T, hs), k and v (B, nkv, T, hs) with nh a multiple of nkv -> (B, nh, T, hs).
-// softmax(q·kᵀ·scale + causal mask)·v, composed from primitives (materialises (B, nh, T, T)):
-// the reference for the fused attention kernels. scale defaults to 1/sqrt(hs).
+// q (B, nh, Tq, hs), k and v (B, nkv, Tk, hs) with nh a multiple of nkv and Tq <= Tk ->
+// (B, nh, Tq, hs). softmax(q·kᵀ·scale + causal mask)·v, composed from primitives (materialises
+// (B, nh, Tq, Tk)): the reference for the fused attention kernels. The queries are the last Tq
+// positions: query i sits at position Tk − Tq + i and sees keys j <= Tk − Tq + i (KV-cache decoding;
+// Tq = 1 sees every key, Tq = Tk is plain causal attention). scale defaults to 1/sqrt(hs).
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                         std::optional<double> scale = std::nullopt);
 

@@ -7,4 +7,6 @@
 #include "autograd/ops/matmul.h"
 #include "autograd/ops/nn_functional.h"
 #include "autograd/ops/reduce.h"
+#include "autograd/ops/rope.h"
 #include "autograd/ops/shape.h"
+#include "autograd/ops/wiggle.h"

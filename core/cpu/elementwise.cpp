@@ -16,7 +16,8 @@ void missing_cuda_kernel(const char* op) {
 
 std::string_view unary_name(UnaryOp op) {
     constexpr std::string_view names[] = {"neg", "abs", "sign", "exp", "log", "sqrt", "rsqrt",
-                                          "sin", "cos", "tanh", "sigmoid", "relu", "silu", "gelu"};
+                                          "sin", "cos", "tanh", "sigmoid", "relu", "silu", "gelu",
+                                          "gelu_exact"};
     return names[size_t(op)];
 }
 std::string_view binary_name(BinaryOp op) {

@@ -14,7 +14,7 @@
 namespace lumen {
 
 enum class UnaryOp : uint8_t {
-    neg, abs, sign, exp, log, sqrt, rsqrt, sin, cos, tanh, sigmoid, relu, silu, gelu
+    neg, abs, sign, exp, log, sqrt, rsqrt, sin, cos, tanh, sigmoid, relu, silu, gelu, gelu_exact
 };
 enum class BinaryOp : uint8_t { add, sub, mul, div, pow, maximum, minimum };
 enum class CompareOp : uint8_t { eq, ne, lt, le, gt, ge };

@@ -1,7 +1,9 @@
 // tests/ops/attention_test.cpp: tril (values on any diagonal and dtype, strided input, errors,
 // gradcheck) and causal_attention against a naive per-(b, h, i, j) loop in double, including
-// T = 1, grouped-query heads (nkv = nh/2 and 1), custom scales and strided q, k, v; its errors;
-// and a gradcheck of the composition for q, k and v. On a GPU: CUDA tril equals the CPU's bit for bit.
+// T = 1, grouped-query heads (nkv = nh/2 and 1), custom scales and strided q, k, v; queries
+// shorter than the keys (the KV-cache offset: Tq < Tk equals the last Tq rows of full attention);
+// its errors; and gradchecks of the composition for q, k and v. On a GPU: CUDA tril equals the
+// CPU's bit for bit.
 #include "tests/harness.h"
 
 #include <cmath>
@@ -92,25 +94,26 @@ LUMEN_CUDA_TEST("tril: CUDA equals the CPU bit for bit, forward and backward") {
 
 namespace {
 
-// Causal attention in double, one (b, h, i) row at a time: scores q_i·k_j·scale for j <= i,
-// a softmax with the max subtracted, and the weighted sum of v_j. Head h reads kv head h / (nh/nkv).
+// Causal attention in double, one (b, h, i) row at a time: query i of Tq sits at position
+// p = Tk - Tq + i; scores q_i·k_j·scale for j <= p, a softmax with the max subtracted, and the
+// weighted sum of v_j. Head h reads kv head h / (nh/nkv).
 std::vector<double> ref_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
-    const auto [B, nh, T, hs] = q.dims<4>();
-    const int64_t nkv = k.size(1), group = nh / nkv;
+    const auto [B, nh, Tq, hs] = q.dims<4>();
+    const int64_t nkv = k.size(1), group = nh / nkv, Tk = k.size(2);
     const std::vector<double> qs = q.to_vector<double>(), ks = k.to_vector<double>(), vs = v.to_vector<double>();
-    auto qa = [&](int64_t b, int64_t h, int64_t t, int64_t d) { return qs[size_t(((b * nh + h) * T + t) * hs + d)]; };
-    auto ka = [&](int64_t b, int64_t h, int64_t t, int64_t d) { return ks[size_t(((b * nkv + h) * T + t) * hs + d)]; };
-    auto va = [&](int64_t b, int64_t h, int64_t t, int64_t d) { return vs[size_t(((b * nkv + h) * T + t) * hs + d)]; };
+    auto qa = [&](int64_t b, int64_t h, int64_t t, int64_t d) { return qs[size_t(((b * nh + h) * Tq + t) * hs + d)]; };
+    auto ka = [&](int64_t b, int64_t h, int64_t t, int64_t d) { return ks[size_t(((b * nkv + h) * Tk + t) * hs + d)]; };
+    auto va = [&](int64_t b, int64_t h, int64_t t, int64_t d) { return vs[size_t(((b * nkv + h) * Tk + t) * hs + d)]; };
     std::vector<double> out;
     for (int64_t b = 0; b < B; ++b)
         for (int64_t h = 0; h < nh; ++h)
-            for (int64_t i = 0; i < T; ++i) {
-                const int64_t kvh = h / group;
+            for (int64_t qi = 0; qi < Tq; ++qi) {
+                const int64_t kvh = h / group, i = Tk - Tq + qi;   // i: the query's position
                 std::vector<double> score(static_cast<size_t>(i + 1));
                 double m = -INFINITY;
                 for (int64_t j = 0; j <= i; ++j) {
                     double s = 0;
-                    for (int64_t d = 0; d < hs; ++d) s += qa(b, h, i, d) * ka(b, kvh, j, d);
+                    for (int64_t d = 0; d < hs; ++d) s += qa(b, h, qi, d) * ka(b, kvh, j, d);
                     score[size_t(j)] = s * scale;
                     m = std::max(m, score[size_t(j)]);
                 }
@@ -177,13 +180,15 @@ LUMEN_DEVICE_TEST("causal_attention: errors name the op and operands") {
     auto t = [&](const Shape& s, DType dt = DType::f32) { return Tensor::zeros(s, dt, device); };
     Tensor q = t({2, 4, 5, 3}), k = t({2, 2, 5, 3});
     CHECK_THROWS_CONTAINING(ops::causal_attention(t({4, 5, 3}), k, k),
-                            "causal_attention: expected q (B, nh, T, hs), k and v (B, nkv, T, hs): q (4, 5, 3) f32");
+                            "causal_attention: expected q (B, nh, Tq, hs), k and v (B, nkv, Tk, hs): q (4, 5, 3) f32");
     CHECK_THROWS_CONTAINING(ops::causal_attention(q, t({2, 3, 5, 3}), t({2, 3, 5, 3})),
                             "causal_attention: nh (4) must be a multiple of nkv (3)");
     CHECK_THROWS_CONTAINING(ops::causal_attention(q, t({1, 2, 5, 3}), t({1, 2, 5, 3})),
                             "causal_attention: batch sizes differ (B = 2 in q, 1 in k)");
-    CHECK_THROWS_CONTAINING(ops::causal_attention(q, t({2, 2, 6, 3}), t({2, 2, 6, 3})),
-                            "causal_attention: sequence lengths differ (T = 5 in q, 6 in k)");
+    CHECK_THROWS_CONTAINING(ops::causal_attention(q, t({2, 2, 4, 3}), t({2, 2, 4, 3})),
+                            "causal_attention: q has more positions than k (Tq = 5 in q, Tk = 4 in k; need Tq <= Tk)");
+    CHECK_THROWS_CONTAINING(ops::causal_attention(t({2, 4, 1, 3}), t({2, 2, 0, 3}), t({2, 2, 0, 3})),
+                            "causal_attention: q has more positions than k (Tq = 1 in q, Tk = 0 in k");
     CHECK_THROWS_CONTAINING(ops::causal_attention(q, t({2, 2, 5, 4}), t({2, 2, 5, 4})),
                             "causal_attention: head sizes differ (hs = 3 in q, 4 in k)");
     CHECK_THROWS_CONTAINING(ops::causal_attention(q, k, t({2, 1, 5, 3})),
@@ -210,4 +215,65 @@ TEST_CASE("causal_attention: gradcheck for q, k and v, with GQA and a strided q"
                         return ops::causal_attention(in[0].transpose(1, 2), in[1], in[2], 0.8);
                     },
                     {test::leaf({1, 4, 2, 3}, 22), test::leaf({1, 1, 4, 3}, 23), test::leaf({1, 1, 4, 3}, 24)});
+}
+
+LUMEN_DEVICE_TEST("causal_attention: Tq < Tk gives the last Tq rows of full attention (KV-cache offset)") {
+    const int64_t B = 2, nh = 4, Tk = 7, hs = 5;
+    for (DType dt : {DType::f32, DType::f64, DType::bf16})
+        for (int64_t nkv : {4, 2, 1}) {
+            Tensor q = test::random({B, nh, Tk, hs}, 30, dt, device, -2, 2);
+            Tensor k = test::random({B, nkv, Tk, hs}, 31, dt, device, -2, 2);
+            Tensor v = test::random({B, nkv, Tk, hs}, 32, dt, device, -2, 2);
+            const std::vector<double> full = ops::causal_attention(q, k, v).to_vector<double>();
+            const test::Tolerance tol = dt == DType::bf16 ? test::Tolerance{4e-2, 4e-2} : test::tolerance(dt);
+            for (int64_t Tq : {1, 3, 7}) {
+                INFO(dtype_name(dt) << " nkv " << nkv << " Tq " << Tq);
+                Tensor q_last = q.narrow(2, Tk - Tq, Tq);   // (B, nh, Tq, hs): the last Tq queries
+                Tensor y = ops::causal_attention(q_last, k, v);
+                REQUIRE(y.shape() == Shape{B, nh, Tq, hs});
+                // The same rows of full attention: (B, nh, Tq, hs) out of (B, nh, Tk, hs).
+                std::vector<double> want;
+                for (int64_t bh = 0; bh < B * nh; ++bh)
+                    for (int64_t r = Tk - Tq; r < Tk; ++r)
+                        for (int64_t d = 0; d < hs; ++d) want.push_back(full[size_t((bh * Tk + r) * hs + d)]);
+                CHECK_CLOSE(y.to_vector<double>(), want, tol);
+                CHECK_CLOSE(y.to_vector<double>(), ref_attention(q_last, k, v, 1 / std::sqrt(double(hs))), tol);
+            }
+        }
+}
+
+LUMEN_DEVICE_TEST("causal_attention: Tq = 1 attends to every key; an empty q gives an empty result") {
+    Tensor q = test::random({1, 2, 1, 3}, 33, DType::f64, device);
+    Tensor k = test::random({1, 2, 6, 3}, 34, DType::f64, device);
+    Tensor v = test::random({1, 2, 6, 3}, 35, DType::f64, device);
+    // Unmasked attention over all 6 keys, composed by hand.
+    Tensor want = ops::matmul(ops::softmax(ops::matmul(q, k.transpose(2, 3)) * (1 / std::sqrt(3.0))), v);
+    CHECK_CLOSE(ops::causal_attention(q, k, v).to_vector<double>(), want.to_vector<double>(),
+                test::tolerance(DType::f64));
+    Tensor y = ops::causal_attention(Tensor::zeros({1, 2, 0, 3}, DType::f64, device), k, v);
+    CHECK(y.shape() == Shape{1, 2, 0, 3});
+}
+
+LUMEN_DEVICE_TEST("causal_attention: Tq = Tk is bit for bit the plain (T, T) causal mask") {
+    for (DType dt : {DType::f32, DType::bf16}) {
+        INFO(dtype_name(dt));
+        Tensor q = test::random({2, 4, 6, 8}, 36, dt, device, -2, 2);
+        Tensor k = test::random({2, 4, 6, 8}, 37, dt, device, -2, 2);
+        Tensor v = test::random({2, 4, 6, 8}, 38, dt, device, -2, 2);
+        Tensor att = ops::mul(ops::matmul(q, k.transpose(2, 3)), ops::scalar_like(1 / std::sqrt(8.0), q));
+        Tensor mask = ops::tril(Tensor::ones({6, 6}, DType::boolean, device));
+        att = ops::where(mask, att, ops::scalar_like(-INFINITY, att));
+        Tensor want = ops::matmul(ops::softmax(att), v);
+        CHECK(test::same_bits(ops::causal_attention(q, k, v), want));
+    }
+}
+
+TEST_CASE("causal_attention: gradcheck with Tq < Tk, with GQA") {
+    for (int64_t Tq : {1, 2}) {
+        for (int64_t nkv : {2, 1}) {
+            INFO("Tq " << Tq << " nkv " << nkv);
+            CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return ops::causal_attention(in[0], in[1], in[2]); },
+                            {test::leaf({2, 2, Tq, 3}, 40), test::leaf({2, nkv, 4, 3}, 41), test::leaf({2, nkv, 4, 3}, 42)});
+        }
+    }
 }

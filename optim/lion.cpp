@@ -1,0 +1,75 @@
+// optim/lion.cpp: the Lion rule (specs/optimizers.md §4): f32 exp_avg per parameter; the CPU path
+// loops over each tensor, the CUDA path is one fused launch per group (cuda/optim_lion.cu). The
+// element math is in optim/lion.h.
+#include "optim/lion.h"
+
+#include "core/dispatch.h"
+#include "optim/optimizer.h"
+#include "optim/param_state.h"
+
+#ifdef LUMEN_WITH_CUDA
+#include "cuda/multi_tensor.h"
+#endif
+
+namespace lumen::optim {
+namespace {
+
+inline constexpr int64_t kChunkElems = 65536;
+
+class LionRule final : public Rule {
+public:
+    explicit LionRule(Group& group) : group_(group), states_(group.params, {"exp_avg"}) {}
+
+    void step(const StepInputs& in, const Tensor& t_before) override {
+        const Hyper& h = group_.hyper;
+        const LionArgs args{h.lr * in.lr_scale, h.beta1, h.beta2, h.weight_decay};
+        if (t_before.device().is_cpu()) return cpu_step(args, host_step_scalars(in, t_before));
+#ifdef LUMEN_WITH_CUDA
+        std::vector<cuda::TensorSlot> slots;
+        for (size_t i = 0; i < group_.params.size(); ++i) {
+            const Tensor& p = group_.params[i].tensor;
+            cuda::TensorSlot slot{};
+            slot.ptr[0] = p.data_ptr();
+            slot.ptr[1] = p.grad().data_ptr();
+            slot.ptr[2] = states_.at(i, 0).data_ptr();
+            slot.numel = p.numel();
+            slots.push_back(slot);
+        }
+        table_.set(slots, kChunkElems, t_before.device());
+        cuda::lion_step(table_, args, in.flags.data<float>(), t_before.device().index);
+#else
+        missing_cuda_kernel("lion_step");
+#endif
+    }
+
+    std::vector<std::pair<std::string, Tensor>> state() const override { return states_.named(); }
+    void load_state(const std::map<std::string, Tensor>& tensors) override { states_.load(tensors); }
+    int64_t state_bytes() const override { return states_.bytes(); }
+
+private:
+    void cpu_step(const LionArgs& args, const HostStepScalars& s) {
+        if (s.bad) return;
+        const LionUpdate update = lion_update(args, s.gamma);
+        for (size_t i = 0; i < group_.params.size(); ++i) {
+            const Tensor& param = group_.params[i].tensor;
+            float* p = param.data<float>();
+            const float* g = param.grad().data<float>();
+            float* m = states_.at(i, 0).data<float>();
+            const int64_t n = param.numel();
+#pragma omp parallel for schedule(static) if (n > 32768)
+            for (int64_t j = 0; j < n; ++j) update(p[j], g[j], m[j]);
+        }
+    }
+
+    Group& group_;
+    ParamStates states_;
+#ifdef LUMEN_WITH_CUDA
+    cuda::MultiTensorTable table_;
+#endif
+};
+
+[[maybe_unused]] const bool registered =
+    register_rule(Kind::lion, [](Group& g) { return std::make_unique<LionRule>(g); });
+
+}  // namespace
+}  // namespace lumen::optim

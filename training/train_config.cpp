@@ -1,0 +1,862 @@
+// training/train_config.cpp: ./train's key table (each key bound to its TrainConfig field), the
+// optimizer config defaults, the legacy-key rejections, and the rules between keys.
+#include "training/train_config.h"
+
+#include "core/device.h"
+#include "core/error.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+namespace lumen::training {
+
+namespace {
+
+using optim::Kind;
+constexpr Kind kKinds[] = {Kind::adamw, Kind::adamw8bit, Kind::lion, Kind::adafactor,
+                           Kind::sophia, Kind::muon, Kind::sgd};
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// How a key moves between the Config and its TrainConfig field.
+struct Binding {
+    std::function<void(TrainConfig&, const Value&)> store;
+    std::function<Value(const TrainConfig&)> load;
+};
+
+struct Registry {
+    Schema schema;
+    std::map<std::string, Binding> bindings;  // by full name
+};
+
+// A field of TrainConfig read and written as a T (int64_t, double, bool, std::string). `ref` is a
+// generic lambda returning a reference to the field of a (const or not) TrainConfig.
+template <typename T, typename Ref>
+Binding field(Ref ref) {
+    return {[ref](TrainConfig& c, const Value& v) { ref(c) = std::get<T>(v); },
+            [ref](const TrainConfig& c) -> Value { return T(ref(c)); }};
+}
+
+// A choice key over an enum, through its name functions.
+template <typename E, typename Ref, typename Name, typename Parse>
+Binding choice_field(Ref ref, Name name, Parse parse) {
+    return {[ref, parse](TrainConfig& c, const Value& v) { ref(c) = *parse(std::get<std::string>(v)); },
+            [ref, name](const TrainConfig& c) -> Value { return std::string(name(ref(c))); }};
+}
+
+Key make(std::string name, KeyType type, Value def, std::string help) {
+    Key k;
+    k.name = std::move(name);
+    k.type = type;
+    k.default_value = std::move(def);
+    k.help = std::move(help);
+    return k;
+}
+
+std::function<std::string(const Value&)> int_at_least(int64_t n) {
+    return [n](const Value& v) { return std::get<int64_t>(v) >= n ? std::string() : fmt::format("must be ≥ {}", n); };
+}
+std::function<std::string(const Value&)> real_at_least(double n, bool strict = false) {
+    return [n, strict](const Value& v) {
+        const double x = std::get<double>(v);
+        return (strict ? x > n : x >= n) ? std::string() : fmt::format("must be {} {}", strict ? ">" : "≥", n);
+    };
+}
+
+Kind kind_of(const Config& c) { return *optim::kind_from_name(c.get_string("optim.optimizer")); }
+bool relative_step(const Config& c) {
+    return kind_of(c) == Kind::adafactor && c.get_bool("optim.relative_step");
+}
+bool relative_step(const TrainConfig& c) {
+    return c.optim.kind() == Kind::adafactor && c.optim.groups.main.relative_step;
+}
+
+// x rounded to 12 significant digits (so that 6e-4/10 is written 6e-05, not 6.000000000000001e-05).
+double round12(double x) {
+    if (!std::isfinite(x)) return x;
+    const std::string s = fmt::format("{:.12g}", x);
+    double y = x;
+    std::from_chars(s.data(), s.data() + s.size(), y);
+    return y;
+}
+
+// ---------------------------------------------------------------- optimizer keys
+
+// An optimizer key: which kinds read it and where it lives in an OptimConfig.
+struct OptimField {
+    std::vector<Kind> kinds;  // empty: every kind
+    std::function<Value(const OptimConfig&)> get;
+    std::function<void(OptimConfig&, const Value&)> put;
+};
+
+bool reads(const OptimField& f, Kind k) {
+    return f.kinds.empty() || std::find(f.kinds.begin(), f.kinds.end(), k) != f.kinds.end();
+}
+
+std::string kinds_text(const std::vector<Kind>& kinds) {
+    std::string s;
+    for (Kind k : kinds) s += (s.empty() ? "" : " | ") + std::string(optim::kind_name(k));
+    return s;
+}
+
+// "0.9 (adamw, adamw8bit, muon), 0.95 (lion)": the config default per optimizer that reads the key.
+std::string per_kind_default_text(const Key& key, const OptimField& f) {
+    std::vector<std::pair<std::string, std::string>> groups;  // value, kinds
+    for (Kind k : kKinds) {
+        if (!reads(f, k)) continue;
+        const OptimConfig d = optim_config_defaults(k);
+        const std::string v = format_value(key, f.get(d));
+        auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == v; });
+        if (it == groups.end()) groups.emplace_back(v, std::string(optim::kind_name(k)));
+        else it->second += ", " + std::string(optim::kind_name(k));
+    }
+    if (groups.size() == 1 && f.kinds.empty()) return groups[0].first;
+    std::string s;
+    for (const auto& [v, ks] : groups) s += (s.empty() ? "" : ", ") + fmt::format("{} ({})", v, ks);
+    return s;
+}
+
+void add_optim_key(Registry& r, Key key, OptimField f) {
+    key.default_fn = [get = f.get](const Config& c) { return get(optim_config_defaults(kind_of(c))); };
+    if (!f.kinds.empty())
+        key.inactive = [f](const Config& c) {
+            const Kind k = kind_of(c);
+            if (reads(f, k)) return std::string();
+            return fmt::format("read only when optim.optimizer = {}; it is {}", kinds_text(f.kinds),
+                               optim::kind_name(k));
+        };
+    key.default_text = per_kind_default_text(key, f);
+    r.bindings[key.name] = {[put = f.put](TrainConfig& c, const Value& v) { put(c.optim, v); },
+                            [get = f.get](const TrainConfig& c) { return get(c.optim); }};
+    r.schema.add(std::move(key));
+}
+
+// A real field of the main group's Hyper, or of the auxiliary AdamW's under muon when `aux_under_muon`.
+OptimField hyper_real(double optim::Hyper::*member, std::vector<Kind> kinds, bool aux_under_muon = false) {
+    auto pick = [member, aux_under_muon](auto& o) -> auto& {
+        return (aux_under_muon && o.groups.kind == Kind::muon) ? o.groups.aux_adamw.*member : o.groups.main.*member;
+    };
+    return {std::move(kinds), [pick](const OptimConfig& o) -> Value { return pick(o); },
+            [pick](OptimConfig& o, const Value& v) { pick(o) = std::get<double>(v); }};
+}
+OptimField hyper_int(int64_t optim::Hyper::*member, std::vector<Kind> kinds) {
+    return {std::move(kinds), [member](const OptimConfig& o) -> Value { return o.groups.main.*member; },
+            [member](OptimConfig& o, const Value& v) { o.groups.main.*member = std::get<int64_t>(v); }};
+}
+OptimField hyper_bool(bool optim::Hyper::*member, std::vector<Kind> kinds) {
+    return {std::move(kinds), [member](const OptimConfig& o) -> Value { return o.groups.main.*member; },
+            [member](OptimConfig& o, const Value& v) { o.groups.main.*member = std::get<bool>(v); }};
+}
+
+void add_optim_keys(Registry& r) {
+    const std::vector<Kind> adam_like = {Kind::adamw, Kind::adamw8bit, Kind::muon};
+    r.schema.add_section("optim", "the optimizer and its hyper-parameters (specs/optimizers.md)");
+    {
+        Key k = make("optim.optimizer", KeyType::choice, std::string("adamw"),
+                     "the update rule; the other optim keys and learning_rate default per optimizer");
+        for (Kind kind : kKinds) k.choices.emplace_back(optim::kind_name(kind));
+        r.bindings[k.name] = {[](TrainConfig& c, const Value& v) {
+                                  c.optim = optim_config_defaults(*optim::kind_from_name(std::get<std::string>(v)));
+                              },
+                              [](const TrainConfig& c) -> Value { return std::string(optim::kind_name(c.optim.kind())); }};
+        r.schema.add(std::move(k));
+    }
+    {
+        Key k = make("optim.weight_decay", KeyType::real, 0.0,
+                     "decoupled weight decay lr_t·wd (SGD: L2) of the decayed group (Muon: its Muon group)");
+        k.check = real_at_least(0);
+        add_optim_key(r, std::move(k), hyper_real(&optim::Hyper::weight_decay, {}));
+    }
+    {
+        Key k = make("optim.beta1", KeyType::real, 0.0,
+                     "first-moment decay (Muon: its auxiliary AdamW's; Adafactor: none = no momentum)");
+        k.words = {{"none", kNaN}};
+        OptimField f = hyper_real(&optim::Hyper::beta1,
+                                  {Kind::adamw, Kind::adamw8bit, Kind::lion, Kind::adafactor, Kind::sophia, Kind::muon},
+                                  true);
+        // Adafactor: none <-> use_beta1 = false.
+        f.get = [get = f.get](const OptimConfig& o) -> Value {
+            if (o.kind() == Kind::adafactor) return o.groups.main.use_beta1 ? o.groups.main.beta1 : kNaN;
+            return get(o);
+        };
+        f.put = [put = f.put](OptimConfig& o, const Value& v) {
+            if (o.kind() == Kind::adafactor) {
+                o.groups.main.use_beta1 = !std::isnan(std::get<double>(v));
+                if (o.groups.main.use_beta1) o.groups.main.beta1 = std::get<double>(v);
+                return;
+            }
+            put(o, v);
+        };
+        add_optim_key(r, std::move(k), std::move(f));
+    }
+    {
+        Key k = make("optim.beta2", KeyType::real, 0.0, "second-moment decay (Lion: its momentum; Muon: the auxiliary AdamW's)");
+        add_optim_key(r, std::move(k),
+                      hyper_real(&optim::Hyper::beta2,
+                                 {Kind::adamw, Kind::adamw8bit, Kind::lion, Kind::sophia, Kind::muon}, true));
+    }
+    {
+        Key k = make("optim.eps", KeyType::real, 0.0, "AdamW's denominator epsilon (Muon: the auxiliary AdamW's)");
+        add_optim_key(r, std::move(k), hyper_real(&optim::Hyper::eps, adam_like, true));
+    }
+    {
+        Key k = make("optim.grad_clip", KeyType::real, 0.0, "clip the global gradient L2 norm to this; 0 = no clipping");
+        k.check = real_at_least(0);
+        add_optim_key(r, std::move(k),
+                      {{},
+                       [](const OptimConfig& o) -> Value { return o.grad_clip; },
+                       [](OptimConfig& o, const Value& v) { o.grad_clip = std::get<double>(v); }});
+    }
+    {
+        Key k = make("optim.decay_embeddings", KeyType::boolean, true,
+                     "decay wte/wpe (and a tied lm_head); false = the older minGPT grouping");
+        add_optim_key(r, std::move(k),
+                      {{},
+                       [](const OptimConfig& o) -> Value { return o.groups.decay_embeddings; },
+                       [](OptimConfig& o, const Value& v) { o.groups.decay_embeddings = std::get<bool>(v); }});
+    }
+    // 8-bit AdamW
+    {
+        Key k = make("optim.min_8bit_size", KeyType::integer, int64_t(0), "tensors with fewer elements keep f32 state");
+        k.check = int_at_least(0);
+        add_optim_key(r, std::move(k), hyper_int(&optim::Hyper::min_8bit_size, {Kind::adamw8bit}));
+    }
+    {
+        Key k = make("optim.embed_fp32_state", KeyType::boolean, false, "embeddings keep f32 optimizer state");
+        add_optim_key(r, std::move(k), hyper_bool(&optim::Hyper::embed_fp32_state, {Kind::adamw8bit}));
+    }
+    // Adafactor
+    {
+        Key k = make("optim.relative_step", KeyType::boolean, false,
+                     "Adafactor's own step size ρ = min(1e-2, 1/sqrt(t)); then learning_rate and min_lr are not read");
+        add_optim_key(r, std::move(k), hyper_bool(&optim::Hyper::relative_step, {Kind::adafactor}));
+    }
+    {
+        Key k = make("optim.scale_parameter", KeyType::boolean, false, "scale the step by RMS(p)");
+        add_optim_key(r, std::move(k), hyper_bool(&optim::Hyper::scale_parameter, {Kind::adafactor}));
+    }
+    {
+        Key k = make("optim.warmup_init", KeyType::boolean, false, "relative step warm-up 1e-6·t (needs relative_step)");
+        add_optim_key(r, std::move(k), hyper_bool(&optim::Hyper::warmup_init, {Kind::adafactor}));
+    }
+    for (auto [name, member, help] :
+         {std::tuple{"optim.eps1", &optim::Hyper::eps1, "added to g² before averaging"},
+          std::tuple{"optim.eps2", &optim::Hyper::eps2, "floor of RMS(p) under scale_parameter"},
+          std::tuple{"optim.clip_threshold", &optim::Hyper::clip_threshold, "update clipping: RMS(U) ≤ this"},
+          std::tuple{"optim.decay_rate", &optim::Hyper::decay_rate, "second-moment decay exponent: b = 1 − t^decay_rate"}}) {
+        add_optim_key(r, make(name, KeyType::real, 0.0, help), hyper_real(member, {Kind::adafactor}));
+    }
+    // SophiaG
+    {
+        Key k = make("optim.rho", KeyType::real, 0.0, "SophiaG's clipping scale ρ (tune for a win rate of 0.1–0.5)");
+        add_optim_key(r, std::move(k), hyper_real(&optim::Hyper::rho, {Kind::sophia}));
+    }
+    {
+        Key k = make("optim.hess_interval", KeyType::integer, int64_t(0), "run the Hessian hook every k iterations");
+        k.check = int_at_least(1);
+        add_optim_key(r, std::move(k), hyper_int(&optim::Hyper::hess_interval, {Kind::sophia}));
+    }
+    // Muon and SGD
+    {
+        Key k = make("optim.momentum", KeyType::real, 0.0, "momentum μ");
+        add_optim_key(r, std::move(k), hyper_real(&optim::Hyper::momentum, {Kind::muon, Kind::sgd}));
+    }
+    {
+        Key k = make("optim.nesterov", KeyType::boolean, false, "Nesterov momentum");
+        add_optim_key(r, std::move(k), hyper_bool(&optim::Hyper::nesterov, {Kind::muon, Kind::sgd}));
+    }
+    {
+        Key k = make("optim.dampening", KeyType::real, 0.0, "SGD's momentum dampening τ");
+        add_optim_key(r, std::move(k), hyper_real(&optim::Hyper::dampening, {Kind::sgd}));
+    }
+    {
+        Key k = make("optim.ns_steps", KeyType::integer, int64_t(0), "Newton–Schulz iterations");
+        add_optim_key(r, std::move(k), hyper_int(&optim::Hyper::ns_steps, {Kind::muon}));
+    }
+    {
+        Key k = make("optim.muon_scale", KeyType::choice, std::string("original"),
+                     "update scale: sqrt(max(1, rows/cols)) or 0.2·sqrt(max(rows, cols))");
+        k.choices = {"original", "match_rms_adamw"};
+        add_optim_key(r, std::move(k),
+                      {{Kind::muon},
+                       [](const OptimConfig& o) -> Value {
+                           return std::string(o.groups.main.muon_scale == optim::MuonScale::original ? "original"
+                                                                                                     : "match_rms_adamw");
+                       },
+                       [](OptimConfig& o, const Value& v) {
+                           o.groups.main.muon_scale = std::get<std::string>(v) == "original"
+                                                          ? optim::MuonScale::original
+                                                          : optim::MuonScale::match_rms_adamw;
+                       }});
+    }
+    {
+        Key k = make("optim.adamw_lr", KeyType::real, 0.0,
+                     "peak rate of Muon's auxiliary AdamW (embeddings, head, vectors); follows the schedule's shape");
+        k.check = real_at_least(0);
+        add_optim_key(r, std::move(k),
+                      {{Kind::muon},
+                       [](const OptimConfig& o) -> Value { return o.groups.aux_adamw.lr; },
+                       [](OptimConfig& o, const Value& v) { o.groups.aux_adamw.lr = std::get<double>(v); }});
+    }
+    {
+        Key k = make("optim.adamw_weight_decay", KeyType::real, 0.0, "weight decay of Muon's auxiliary AdamW");
+        k.check = real_at_least(0);
+        add_optim_key(r, std::move(k),
+                      {{Kind::muon},
+                       [](const OptimConfig& o) -> Value { return o.groups.aux_adamw.weight_decay; },
+                       [](OptimConfig& o, const Value& v) { o.groups.aux_adamw.weight_decay = std::get<double>(v); }});
+    }
+}
+
+// ---------------------------------------------------------------- the other sections
+
+void add_io_eval_data(Registry& r) {
+    const IoConfig io;
+    r.schema.add_section("io", "output, logging, checkpoints");
+    r.schema.add(make("io.out_dir", KeyType::string, io.out_dir, "checkpoints, metrics.jsonl and the resolved config go here"));
+    r.bindings["io.out_dir"] = field<std::string>([](auto& c) -> auto& { return c.io.out_dir; });
+    {
+        Key k = make("io.log_interval", KeyType::integer, io.log_interval, "a log line every this many iterations");
+        k.check = int_at_least(1);
+        r.schema.add(std::move(k));
+        r.bindings["io.log_interval"] = field<int64_t>([](auto& c) -> auto& { return c.io.log_interval; });
+    }
+    r.schema.add(make("io.always_save_checkpoint", KeyType::boolean, io.always_save_checkpoint,
+                      "checkpoint at every eval, not only on a new best val loss (the best is always kept)"));
+    r.bindings["io.always_save_checkpoint"] = field<bool>([](auto& c) -> auto& { return c.io.always_save_checkpoint; });
+    {
+        Key k = make("io.init_from", KeyType::string, std::string("scratch"),
+                     "scratch | resume (out_dir's latest checkpoint, exactly) | PATH (a checkpoint's weights only) | "
+                     "hf:DIR (a Hugging Face model directory)");
+        k.check = [](const Value& v) {
+            const std::string& s = std::get<std::string>(v);
+            if (s.empty()) return std::string("must be scratch, resume, a checkpoint path or hf:DIR");
+            if (s.rfind("hf:", 0) == 0 && s.size() == 3) return std::string("hf: needs a directory (hf:DIR)");
+            return std::string();
+        };
+        r.schema.add(std::move(k));
+        r.bindings["io.init_from"] = {[](TrainConfig& c, const Value& v) {
+                                          const std::string& s = std::get<std::string>(v);
+                                          c.io.init_path.clear();
+                                          if (s == "scratch") c.io.init_from = InitFrom::scratch;
+                                          else if (s == "resume") c.io.init_from = InitFrom::resume;
+                                          else if (s.rfind("hf:", 0) == 0) c.io.init_from = InitFrom::hf, c.io.init_path = s.substr(3);
+                                          else c.io.init_from = InitFrom::path, c.io.init_path = s;
+                                      },
+                                      [](const TrainConfig& c) -> Value {
+                                          switch (c.io.init_from) {
+                                          case InitFrom::scratch: return std::string("scratch");
+                                          case InitFrom::resume: return std::string("resume");
+                                          case InitFrom::hf: return "hf:" + c.io.init_path;
+                                          case InitFrom::path: break;
+                                          }
+                                          return c.io.init_path;
+                                      }};
+    }
+    {
+        Key k = make("io.keep_last", KeyType::integer, io.keep_last, "checkpoints kept besides the best one");
+        k.check = int_at_least(1);
+        r.schema.add(std::move(k));
+        r.bindings["io.keep_last"] = field<int64_t>([](auto& c) -> auto& { return c.io.keep_last; });
+    }
+    {
+        Key k = make("io.max_bad_steps", KeyType::integer, io.max_bad_steps,
+                     "stop after this many non-finite (skipped) steps in a row");
+        k.check = int_at_least(1);
+        r.schema.add(std::move(k));
+        r.bindings["io.max_bad_steps"] = field<int64_t>([](auto& c) -> auto& { return c.io.max_bad_steps; });
+    }
+
+    const EvalConfig ev;
+    r.schema.add_section("eval", "evaluation on train and val");
+    {
+        Key k = make("eval.eval_interval", KeyType::integer, ev.eval_interval, "evaluate (and checkpoint) every this many iterations");
+        k.check = int_at_least(1);
+        r.schema.add(std::move(k));
+        r.bindings["eval.eval_interval"] = field<int64_t>([](auto& c) -> auto& { return c.eval.eval_interval; });
+    }
+    {
+        Key k = make("eval.eval_iters", KeyType::integer, ev.eval_iters, "batches per split and eval (the same windows every time)");
+        k.check = int_at_least(1);
+        r.schema.add(std::move(k));
+        r.bindings["eval.eval_iters"] = field<int64_t>([](auto& c) -> auto& { return c.eval.eval_iters; });
+    }
+    r.schema.add(make("eval.eval_only", KeyType::boolean, ev.eval_only, "evaluate once at the start iteration and exit"));
+    r.bindings["eval.eval_only"] = field<bool>([](auto& c) -> auto& { return c.eval.eval_only; });
+
+    const DataConfig d;
+    r.schema.add_section("data", "the dataset and the batches");
+    r.schema.add(make("data.dataset", KeyType::string, d.dataset, "dataset directory (token shards + dataset.json, made by ./prepare)"));
+    r.bindings["data.dataset"] = field<std::string>([](auto& c) -> auto& { return c.data.dataset; });
+    {
+        Key k = make("data.batch_size", KeyType::integer, d.batch_size, "sequences per micro-batch (per rank)");
+        k.check = int_at_least(1);
+        r.schema.add(std::move(k));
+        r.bindings["data.batch_size"] = field<int64_t>([](auto& c) -> auto& { return c.data.batch_size; });
+    }
+    {
+        Key k = make("data.gradient_accumulation_steps", KeyType::integer, d.gradient_accumulation_steps,
+                     "micro-batches per optimizer step, global (split over ranks)");
+        k.check = int_at_least(1);
+        r.schema.add(std::move(k));
+        r.bindings["data.gradient_accumulation_steps"] =
+            field<int64_t>([](auto& c) -> auto& { return c.data.gradient_accumulation_steps; });
+    }
+    {
+        Key k = make("data.loader", KeyType::choice, std::string("sequential"),
+                     "sequential: every sample once per epoch, shuffled; random: nanoGPT's random windows");
+        k.choices = {"sequential", "random"};
+        r.schema.add(std::move(k));
+        r.bindings["data.loader"] = {
+            [](TrainConfig& c, const Value& v) {
+                c.data.loader = std::get<std::string>(v) == "random" ? data::SampleMode::random : data::SampleMode::sequential;
+            },
+            [](const TrainConfig& c) -> Value { return std::string(data::mode_name(c.data.loader)); }};
+    }
+}
+
+void add_model(Registry& r) {
+    const nn::ModelConfig m;
+    r.schema.add_section("model", "the model (nn::ModelConfig; defaults: GPT-2 124M)");
+    const auto int_key = [&](std::string name, int64_t def, std::string help, int64_t at_least, auto ref,
+                             bool auto_word = false) {
+        Key k = make(name, KeyType::integer, def, std::move(help));
+        k.check = int_at_least(at_least);
+        if (auto_word) k.words = {{"auto", int64_t(0)}};
+        r.schema.add(std::move(k));
+        r.bindings[name] = field<int64_t>(ref);
+    };
+    int_key("model.n_layer", m.n_layer, "transformer blocks", 1, [](auto& c) -> auto& { return c.model.n_layer; });
+    int_key("model.n_head", m.n_head, "attention heads", 1, [](auto& c) -> auto& { return c.model.n_head; });
+    int_key("model.n_kv_head", 0, "key/value heads: auto = n_head (multi-head); fewer = grouped-query attention", 1,
+            [](auto& c) -> auto& { return c.model.n_kv_head; }, true);
+    int_key("model.n_embd", m.n_embd, "model width", 1, [](auto& c) -> auto& { return c.model.n_embd; });
+    int_key("model.block_size", m.block_size, "context length in tokens", 1,
+            [](auto& c) -> auto& { return c.model.block_size; });
+    int_key("model.vocab_size", 0,
+            "vocabulary size: auto = the dataset's (dataset.json; TrainConfig holds 0 until the trainer reads it)", 1,
+            [](auto& c) -> auto& { return c.model.vocab_size; }, true);
+    r.schema.add(make("model.bias", KeyType::boolean, m.bias, "biases in linear layers and norms"));
+    r.bindings["model.bias"] = field<bool>([](auto& c) -> auto& { return c.model.bias; });
+    {
+        Key k = make("model.dropout", KeyType::real, m.dropout, "dropout probability");
+        k.check = [](const Value& v) {
+            const double x = std::get<double>(v);
+            return x >= 0 && x < 1 ? std::string() : std::string("must be in [0, 1)");
+        };
+        r.schema.add(std::move(k));
+        r.bindings["model.dropout"] = field<double>([](auto& c) -> auto& { return c.model.dropout; });
+    }
+    {
+        Key k = make("model.norm", KeyType::choice, std::string(nn::norm_name(m.norm)), "normalisation");
+        k.choices = {"layernorm", "rmsnorm"};
+        r.schema.add(std::move(k));
+        r.bindings["model.norm"] = choice_field<nn::NormKind>([](auto& c) -> auto& { return c.model.norm; },
+                                                              nn::norm_name, nn::parse_norm);
+    }
+    {
+        Key k = make("model.norm_eps", KeyType::real, 0.0, "norm epsilon: auto = 1e-5 (layernorm), 1e-6 (rmsnorm)");
+        k.words = {{"auto", 0.0}};
+        k.check = real_at_least(0, true);
+        r.schema.add(std::move(k));
+        r.bindings["model.norm_eps"] = field<double>([](auto& c) -> auto& { return c.model.norm_eps; });
+    }
+    {
+        Key k = make("model.pos", KeyType::choice, std::string(nn::pos_name(m.pos)),
+                     "positions: learned wpe, rope, or none (reproduces WiggleGPT v3's no-op RoPE)");
+        k.choices = {"learned", "rope", "none"};
+        r.schema.add(std::move(k));
+        r.bindings["model.pos"] =
+            choice_field<nn::PosKind>([](auto& c) -> auto& { return c.model.pos; }, nn::pos_name, nn::parse_pos);
+    }
+    const auto rope_only = [](const Config& c) {
+        const std::string pos = c.get_string("model.pos");
+        return pos == "rope" ? std::string() : fmt::format("read only when model.pos = rope; it is {}", pos);
+    };
+    {
+        Key k = make("model.rope_theta", KeyType::real, m.rope_theta, "RoPE base θ");
+        k.check = real_at_least(1, true);
+        k.inactive = rope_only;
+        r.schema.add(std::move(k));
+        r.bindings["model.rope_theta"] = field<double>([](auto& c) -> auto& { return c.model.rope_theta; });
+    }
+    {
+        Key k = make("model.rope_pairing", KeyType::choice, std::string(nn::rope_pairing_name(m.rope_pairing)),
+                     "RoPE pairs: half (GPT-NeoX/Llama HF) or interleaved (Meta)");
+        k.choices = {"half", "interleaved"};
+        k.inactive = rope_only;
+        r.schema.add(std::move(k));
+        r.bindings["model.rope_pairing"] = choice_field<nn::RopePairingKind>(
+            [](auto& c) -> auto& { return c.model.rope_pairing; }, nn::rope_pairing_name, nn::parse_rope_pairing);
+    }
+    {
+        Key k = make("model.mlp", KeyType::choice, std::string(nn::mlp_name(m.mlp)),
+                     "MLP: gelu, bio (WiggleGPT v2), osc (v3) or swiglu");
+        k.choices = {"gelu", "bio", "osc", "swiglu"};
+        r.schema.add(std::move(k));
+        r.bindings["model.mlp"] =
+            choice_field<nn::MlpKind>([](auto& c) -> auto& { return c.model.mlp; }, nn::mlp_name, nn::parse_mlp);
+    }
+    {
+        Key k = make("model.mlp_ratio", KeyType::real, m.mlp_ratio, "MLP hidden width / n_embd");
+        k.check = real_at_least(0, true);
+        r.schema.add(std::move(k));
+        r.bindings["model.mlp_ratio"] = field<double>([](auto& c) -> auto& { return c.model.mlp_ratio; });
+    }
+    int_key("model.mlp_hidden", 0, "MLP hidden width: auto = mlp_ratio · n_embd", 1,
+            [](auto& c) -> auto& { return c.model.mlp_hidden; }, true);
+    {
+        Key k = make("model.bio_threshold", KeyType::real, m.bio_threshold,
+                     "bio MLP gate threshold θ (WiggleGPT v2 ran 0.25; configs that omitted it, 0.3)");
+        k.check = [](const Value& v) {
+            const double x = std::get<double>(v);
+            return x > 0 && x < 1 ? std::string() : std::string("must be in (0, 1)");
+        };
+        k.inactive = [](const Config& c) {
+            const std::string mlp = c.get_string("model.mlp");
+            return mlp == "bio" ? std::string() : fmt::format("read only when model.mlp = bio; it is {}", mlp);
+        };
+        r.schema.add(std::move(k));
+        r.bindings["model.bio_threshold"] = field<double>([](auto& c) -> auto& { return c.model.bio_threshold; });
+    }
+    r.schema.add(make("model.tie_embeddings", KeyType::boolean, m.tie_embeddings, "lm_head shares wte's weights"));
+    r.bindings["model.tie_embeddings"] = field<bool>([](auto& c) -> auto& { return c.model.tie_embeddings; });
+    r.schema.add(make("model.gradient_checkpointing", KeyType::boolean, m.gradient_checkpointing,
+                      "recompute each block's activations in backward (less memory, ~1/3 more compute)"));
+    r.bindings["model.gradient_checkpointing"] =
+        field<bool>([](auto& c) -> auto& { return c.model.gradient_checkpointing; });
+    {
+        Key k = make("model.init_seed", KeyType::integer, int64_t(0), "seed of the weight initialisation");
+        k.check = int_at_least(0);
+        k.default_fn = [](const Config& c) -> Value { return c.get_int("system.seed"); };
+        k.default_text = "system.seed";
+        r.schema.add(std::move(k));
+        r.bindings["model.init_seed"] = field<int64_t>([](auto& c) -> auto& { return c.model.init_seed; });
+    }
+}
+
+void add_schedule(Registry& r) {
+    const ScheduleConfig s;
+    r.schema.add_section("schedule", "iterations and the learning-rate schedule (specs/wiggle.md §7)");
+    const auto relative_inactive = [](const Config& c) {
+        return relative_step(c) ? std::string("optim.relative_step = true: Adafactor's relative step sets the rate")
+                                : std::string();
+    };
+    {
+        Key k = make("schedule.learning_rate", KeyType::real, 0.0, "peak learning rate of the optimizer's main group");
+        k.check = real_at_least(0);
+        k.inactive = relative_inactive;
+        k.default_fn = [](const Config& c) -> Value {
+            const Kind kind = kind_of(c);
+            if (kind == Kind::sgd)
+                throw Error(fmt::format("schedule.learning_rate must be set: optim.optimizer = sgd has no default "
+                                        "rate (no sourced GPT recipe, specs/optimizers.md §9; optim.optimizer: {})",
+                                        c.where("optim.optimizer")));
+            return optim_config_defaults(kind).groups.main.lr;
+        };
+        OptimField lr{{},
+                      [](const OptimConfig& o) -> Value { return o.groups.main.lr; },
+                      [](OptimConfig&, const Value&) {}};
+        std::vector<Kind> with_default(std::begin(kKinds), std::end(kKinds) - 1);  // all but sgd
+        lr.kinds = with_default;
+        k.default_text = per_kind_default_text(k, lr) + "; sgd: required";
+        r.schema.add(std::move(k));
+        r.bindings["schedule.learning_rate"] = {[](TrainConfig& c, const Value& v) {
+                                                    c.optim.groups.main.lr = std::get<double>(v);
+                                                    c.schedule.learning_rate = std::get<double>(v);
+                                                },
+                                                [](const TrainConfig& c) -> Value { return c.schedule.learning_rate; }};
+    }
+    {
+        Key k = make("schedule.min_lr", KeyType::real, 0.0, "the rate after decay (≤ learning_rate)");
+        k.check = real_at_least(0);
+        k.inactive = relative_inactive;
+        k.default_fn = [](const Config& c) -> Value {
+            const double divisor = kind_of(c) == Kind::sophia ? 40.0 : 10.0;
+            return round12(c.get_real("schedule.learning_rate") / divisor);
+        };
+        k.default_text = "learning_rate/10 (sophia: /40, its GPT-2 small recipe 6e-4 -> 1.5e-5)";
+        r.schema.add(std::move(k));
+        r.bindings["schedule.min_lr"] = field<double>([](auto& c) -> auto& { return c.schedule.min_lr; });
+    }
+    const auto iters = [&](std::string name, int64_t def, std::string help, auto ref) {
+        Key k = make(name, KeyType::integer, def, std::move(help));
+        k.check = int_at_least(0);
+        r.schema.add(std::move(k));
+        r.bindings[name] = field<int64_t>(ref);
+    };
+    iters("schedule.max_iters", s.max_iters, "optimizer steps in the run (exactly this many, then a final eval)",
+          [](auto& c) -> auto& { return c.schedule.max_iters; });
+    iters("schedule.warmup_iters", s.warmup_iters, "linear warmup W: lr·(it+1)/(W+1) for it < W",
+          [](auto& c) -> auto& { return c.schedule.warmup_iters; });
+    {
+        Key k = make("schedule.lr_decay_iters", KeyType::integer, int64_t(0), "the rate reaches min_lr at this iteration D");
+        k.check = int_at_least(0);
+        k.default_fn = [](const Config& c) -> Value { return c.get_int("schedule.max_iters"); };
+        k.default_text = "max_iters";
+        r.schema.add(std::move(k));
+        r.bindings["schedule.lr_decay_iters"] = field<int64_t>([](auto& c) -> auto& { return c.schedule.lr_decay_iters; });
+    }
+    {
+        Key k = make("schedule.lr_schedule", KeyType::choice, std::string("cosine"),
+                     "after warmup: cosine, wsd (stable then cosine decay), constant, linear");
+        k.choices = {"cosine", "wsd", "constant", "linear"};
+        r.schema.add(std::move(k));
+        r.bindings["schedule.lr_schedule"] =
+            choice_field<LrSchedule>([](auto& c) -> auto& { return c.schedule.schedule; }, schedule_name, parse_schedule);
+    }
+    iters("schedule.stable_iters", s.stable_iters, "wsd: iterations at learning_rate after warmup (ignored otherwise)",
+          [](auto& c) -> auto& { return c.schedule.stable_iters; });
+    r.schema.add(make("schedule.decay_lr", KeyType::boolean, s.decay_lr, "false: learning_rate at every iteration, no warmup"));
+    r.bindings["schedule.decay_lr"] = field<bool>([](auto& c) -> auto& { return c.schedule.decay_lr; });
+}
+
+void add_system(Registry& r) {
+    const SystemConfig s;
+    r.schema.add_section("system", "precision, device, seeds, MFU");
+    {
+        Key k = make("system.dtype", KeyType::choice, std::string("bfloat16"),
+                     "bfloat16 (f32 master weights), float16 (dynamic loss scaling) or float32");
+        k.choices = {"bfloat16", "float16", "float32"};
+        r.schema.add(std::move(k));
+        r.bindings["system.dtype"] = {[](TrainConfig& c, const Value& v) { c.system.dtype = dtype_from_name(std::get<std::string>(v)); },
+                                      [](const TrainConfig& c) -> Value {
+                                          switch (c.system.dtype) {
+                                          case DType::f16: return std::string("float16");
+                                          case DType::f32: return std::string("float32");
+                                          default: return std::string("bfloat16");
+                                          }
+                                      }};
+    }
+    {
+        Key k = make("system.device", KeyType::string, s.device, "auto (the first GPU, else the CPU), cpu, cuda or cuda:N");
+        k.check = [](const Value& v) {
+            const std::string& d = std::get<std::string>(v);
+            if (d == "auto") return std::string();
+            try {
+                (void)device_from_name(d);
+            } catch (const Error&) {
+                return std::string("expected auto, cpu, cuda or cuda:N");
+            }
+            return std::string();
+        };
+        r.schema.add(std::move(k));
+        r.bindings["system.device"] = field<std::string>([](auto& c) -> auto& { return c.system.device; });
+    }
+    {
+        Key k = make("system.seed", KeyType::integer, int64_t(s.seed),
+                     "seed of the Philox streams (init, dropout, train data, eval data, sampling)");
+        k.check = int_at_least(0);
+        r.schema.add(std::move(k));
+        r.bindings["system.seed"] = field<int64_t>([](auto& c) -> auto& { return c.system.seed; });
+    }
+    {
+        Key k = make("system.peak_tflops", KeyType::real, 0.0,
+                     "MFU denominator: auto = this device's dense peak for the dtype; 312 = nanoGPT's A100 figure");
+        k.words = {{"auto", 0.0}};
+        k.check = real_at_least(0, true);
+        r.schema.add(std::move(k));
+        r.bindings["system.peak_tflops"] = field<double>([](auto& c) -> auto& { return c.system.peak_tflops; });
+    }
+}
+
+void add_rejections(Schema& s) {
+    s.reject("use_bio_mlp", "use model.mlp = gelu | bio | osc | swiglu (use_bio_mlp = True meant bio in WiggleGPT v2 "
+                            "and the optimized trainer, osc in v3)");
+    s.reject("bio_compartments", "it was unused in the reference; lumen has no equivalent, delete the line");
+    s.reject("use_rmsnorm", "use model.norm = layernorm | rmsnorm");
+    s.reject("use_rope", "use model.pos = learned | rope | none (WiggleGPT v3's use_rope = True was a no-op: "
+                         "model.pos = none reproduces it)");
+    s.reject("optimizer_type", "use optim.optimizer = adamw | lion | adamw8bit | adafactor | sophia | muon | sgd");
+    for (const char* name : {"wandb_log", "wandb_project", "wandb_run_name"})
+        s.reject(name, "lumen has no wandb logging; metrics are JSON lines in out_dir/metrics.jsonl");
+    for (const char* name : {"compile", "compile_mode"})
+        s.reject(name, "torch.compile has no meaning in lumen; delete the line");
+    s.reject("backend", "multi-GPU runs always use NCCL; delete the line");
+    s.reject("profile_memory", "memory is always reported (peak allocated memory in every log line); delete the line");
+    for (const char* name : {"amsgrad", "maximize", "capturable", "fused", "foreach"})
+        s.reject(name, "not offered by lumen's optimizers (specs/optimizers.md §3); delete the line");
+    for (const char* name : {"percentile_clipping", "max_unorm"})
+        s.reject(name, "not offered by lumen's 8-bit AdamW (specs/optimizers.md §5.4); delete the line");
+    s.reject("betas", "use optim.beta1 and optim.beta2");
+    s.reject("lr", "use schedule.learning_rate (Muon's auxiliary AdamW: optim.adamw_lr)");
+    s.reject_section("optical", "the optical transform is not built yet (issue 8); remove the optical keys for now");
+}
+
+const Registry& registry() {
+    static const Registry r = [] {
+        Registry reg;
+        add_io_eval_data(reg);
+        add_model(reg);
+        add_schedule(reg);
+        add_optim_keys(reg);
+        add_system(reg);
+        add_rejections(reg.schema);
+        for (const Key& k : reg.schema.keys())
+            if (!reg.bindings.count(k.name)) throw Error(fmt::format("train config: {} has no binding", k.name));
+        return reg;
+    }();
+    return r;
+}
+
+// ---------------------------------------------------------------- cross-key rules
+
+bool whole_word_at(const std::string& text, size_t pos, size_t len) {
+    const auto word = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.'; };
+    return (pos == 0 || !word(text[pos - 1])) && (pos + len == text.size() || !word(text[pos + len]));
+}
+
+// `message` plus where each key it names was set: "... (schedule.min_lr: run.cfg:5)".
+std::string located(const Config& cfg, const std::string& message) {
+    std::string where;
+    for (const Key& k : cfg.schema().keys()) {
+        const size_t pos = message.find(k.name);
+        if (pos == std::string::npos || !whole_word_at(message, pos, k.name.size())) continue;
+        where += fmt::format("{}{}: {}", where.empty() ? "" : "; ", k.name,
+                             cfg.is_set(k.name) ? cfg.where(k.name) : "default");
+    }
+    return where.empty() ? message : fmt::format("{} ({})", message, where);
+}
+
+// optim::validate names bare keys ("optimizer lion: weight_decay = 2 is out of range: ..."); name the
+// config key and where it was set. `aux`: the message is about Muon's auxiliary AdamW.
+[[noreturn]] void optim_error(const Config& cfg, const std::string& message, bool aux) {
+    const size_t colon = message.find(": ");
+    const size_t eq = message.find(" =", colon == std::string::npos ? 0 : colon + 2);
+    std::string bare = colon != std::string::npos && eq != std::string::npos ? message.substr(colon + 2, eq - colon - 2) : "";
+    if (aux && bare == "learning_rate") bare = "adamw_lr";
+    if (aux && bare == "weight_decay") bare = "adamw_weight_decay";
+    std::string key;
+    for (const Key& k : cfg.schema().keys())
+        if (k.bare() == bare) key = k.name;
+    const std::string prefix = aux ? "Muon's auxiliary AdamW: " : "";
+    if (key.empty()) throw Error(prefix + message);
+    const std::string origin = cfg.is_set(key) ? "set at " + cfg.where(key)
+                                               : fmt::format("the default for {}", cfg.get_string("optim.optimizer"));
+    throw Error(fmt::format("{}: {}{} ({})", key, prefix, message, origin));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- public
+
+OptimConfig optim_config_defaults(Kind kind) {
+    OptimConfig c;
+    c.groups.kind = kind;
+    c.groups.main = optim::api_defaults(kind);
+    c.groups.decay_embeddings = true;
+    c.grad_clip = 1.0;
+    optim::Hyper& h = c.groups.main;
+    switch (kind) {
+    case Kind::adamw:  // NG train.py
+    case Kind::adamw8bit:  // AdamW's, "no hyperparameter tuning is required" (bnb)
+        h.lr = 6e-4, h.beta1 = 0.9, h.beta2 = 0.95, h.eps = 1e-8, h.weight_decay = 0.1;
+        if (kind == Kind::adamw8bit) h.min_8bit_size = 4096, h.embed_fp32_state = false;
+        break;
+    case Kind::lion:  // Sophia README's GPT-2 125M pair; Lion README's LLM betas; wd keeps lr·wd = 6e-5
+        h.lr = 1e-4, h.beta1 = 0.95, h.beta2 = 0.98, h.weight_decay = 0.6;
+        break;
+    case Kind::adafactor:  // HF docstring's external-lr setting at AdamW's lr, no separate clipping
+        h.lr = 6e-4, h.relative_step = false, h.scale_parameter = false, h.warmup_init = false;
+        h.eps1 = 1e-30, h.eps2 = 1e-3, h.clip_threshold = 1.0, h.decay_rate = -0.8;
+        h.use_beta1 = false, h.weight_decay = 0.1;
+        c.grad_clip = 0.0;
+        break;
+    case Kind::sophia:  // Liuhong99/Sophia config/train_gpt2_small_sophiag.py
+        h.lr = 6e-4, h.beta1 = 0.965, h.beta2 = 0.99, h.rho = 0.05, h.weight_decay = 0.2, h.hess_interval = 10;
+        break;
+    case Kind::muon:  // KellerJordan/Muon README example
+        h.lr = 0.02, h.weight_decay = 0.01, h.momentum = 0.95, h.nesterov = true, h.ns_steps = 5;
+        h.muon_scale = optim::MuonScale::original;
+        c.groups.aux_adamw = optim::muon_aux_adamw_api_defaults();
+        c.groups.aux_adamw.weight_decay = 0.01;
+        break;
+    case Kind::sgd:  // no sourced GPT recipe: learning_rate is required
+        h.lr = kNaN, h.momentum = 0.9, h.nesterov = true, h.dampening = 0.0, h.weight_decay = 0.0;
+        break;
+    }
+    return c;
+}
+
+const Schema& train_schema() { return registry().schema; }
+
+std::string train_help() {
+    return "usage: ./train CONFIG.cfg [--key=value ...]\n"
+           "\n"
+           "CONFIG.cfg is INI: `key = value` lines, `[section]` headers, `#` comments. A key is section.key;\n"
+           "written bare (top level, or --key=value) it means its home section below. Command-line values\n"
+           "override the file. The resolved config is printed at start and saved in out_dir.\n" +
+           train_schema().help();
+}
+
+TrainConfig train_config_from(const Config& cfg) {
+    const Registry& reg = registry();
+    cfg.check_inactive();
+
+    TrainConfig tc;
+    // optim.optimizer first: its binding resets the optimizer section to that kind's defaults.
+    reg.bindings.at("optim.optimizer").store(tc, cfg.get("optim.optimizer"));
+    for (const Key& k : reg.schema.keys()) {
+        if (k.name == "optim.optimizer") continue;
+        if (k.inactive && !k.inactive(cfg).empty()) continue;
+        reg.bindings.at(k.name).store(tc, cfg.get(k.name));
+    }
+    optim::GroupConfig& g = tc.optim.groups;
+    if (relative_step(tc)) {
+        g.main.lr = kNaN;  // HF: lr None
+        tc.schedule.learning_rate = tc.schedule.min_lr = 1.0;
+        tc.warnings.push_back("optim.relative_step = true: Adafactor's relative step ρ replaces the learning-rate "
+                              "schedule (the trainer logs ρ as the lr)");
+    }
+    if (g.kind == Kind::sophia) g.main.tokens_per_step = double(tc.tokens_per_step());
+
+    try {
+        optim::validate(g.kind, g.main);
+    } catch (const Error& e) {
+        optim_error(cfg, e.what(), false);
+    }
+    if (g.kind == Kind::muon) try {
+            optim::validate(Kind::adamw, g.aux_adamw);
+        } catch (const Error& e) {
+            optim_error(cfg, e.what(), true);
+        }
+    try {
+        for (std::string& w : validate(tc.schedule)) tc.warnings.push_back(std::move(w));
+    } catch (const Error& e) {
+        throw Error(located(cfg, e.what()));
+    }
+    try {
+        nn::ModelConfig m = tc.model;
+        if (m.vocab_size == 0) m.vocab_size = 1;  // auto: checked when the dataset gives it
+        nn::validate(m);
+    } catch (const Error& e) {
+        throw Error(located(cfg, e.what()));
+    }
+    tc.origins = cfg.origins();
+    return tc;
+}
+
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
+    Config cfg(train_schema());
+    if (!path.empty()) cfg.read_file(path);
+    for (const std::string& o : overrides) cfg.apply_override(o);
+    return train_config_from(cfg);
+}
+
+std::string resolved_ini(const TrainConfig& c) {
+    const Registry& reg = registry();
+    Config cfg(reg.schema);
+    const auto put = [&](const Key& k) { cfg.set_value(k.name, reg.bindings.at(k.name).load(c), "resolved"); };
+    // The keys that decide which others are read go first.
+    for (const char* name : {"optim.optimizer", "optim.relative_step", "model.mlp", "model.pos"}) {
+        const Key& k = *reg.schema.find(name);
+        if (!k.inactive || k.inactive(cfg).empty()) put(k);
+    }
+    for (const Key& k : reg.schema.keys())
+        if (!cfg.is_set(k.name) && (!k.inactive || k.inactive(cfg).empty())) put(k);
+    return cfg.resolved("lumen ./train resolved config: every key (a commented key is not read by this config)");
+}
+
+}  // namespace lumen::training
