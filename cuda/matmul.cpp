@@ -5,7 +5,7 @@
 // the product is computed as outᵀ = bᵀ · aᵀ: a row-major operand with unit column stride is a
 // column-major matrix of its transpose, one with unit row stride is itself with the transpose op;
 // either way no copy is made. Operands with neither unit stride (stepped slices) are packed first.
-// Batch strides may be 0 (a broadcast batch). bf16 operands multiply on the tensor cores with f32
+// Batch strides may be 0 (a broadcast batch). bf16 and f16 operands multiply on the tensor cores with f32
 // accumulation; f32 uses plain f32 math unless set_matmul_tf32(true); f64 uses f64.
 // The heuristic's choice is cached per problem so steady-state calls do no planning.
 // Reference: core/cpu/matmul.cpp.
@@ -98,8 +98,11 @@ void matmul(Tensor& out, const Tensor& a, const Tensor& b, Accumulate acc, const
         compute = CUBLAS_COMPUTE_64F;
         scale_type = CUDA_R_64F;
     } else {
-        in_type = in_dt == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
-        out_type = out_dt == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
+        auto cuda_type = [](DType dt) {
+            return dt == DType::bf16 ? CUDA_R_16BF : dt == DType::f16 ? CUDA_R_16F : CUDA_R_32F;
+        };
+        in_type = cuda_type(in_dt);
+        out_type = cuda_type(out_dt);
         compute = in_dt == DType::f32 && tf32_on ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
         scale_type = CUDA_R_32F;
     }

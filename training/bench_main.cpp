@@ -1,11 +1,13 @@
 // training/bench_main.cpp: ./bench, lumen's benchmark binary.
 //
 //   ./bench kernels [--device cuda|cuda:N|cpu] [--quick] [--json FILE]
+//   ./bench optim   [--device ...] [--quick] [--json FILE] [--kind adamw ...] [--iters N] [--shapes FILE]
 //
-// Prints a table (and, with --json, one JSON object per result) of kernel timings. Compare the
-// figures with the PyTorch peers run on the same GPU in the same session (shared/perf/) and record
-// both in benchmarks/RESULTS.md.
+// Prints a table (and, with --json, one JSON object per result) of kernel timings or optimizer
+// steps. Compare the figures with the PyTorch peers run on the same GPU in the same session
+// (shared/perf/, benchmarks/peer_optim.py) and record both in benchmarks/RESULTS.md.
 #include "benchmarks/kernels.h"
+#include "benchmarks/optim_bench.h"
 #include "core/error.h"
 
 #include <CLI/CLI.hpp>
@@ -27,9 +29,41 @@ int main(int argc, char** argv) {
     kernels->add_option("--device", device_name, "cpu, cuda or cuda:N (default: cuda when present)");
     kernels->add_flag("--quick", quick, "small sizes (a smoke run)");
     kernels->add_option("--json", json_path, "also write the results as JSON lines to this file");
+    bench::OptimOptions optim_options;
+    CLI::App* optim = app.add_subcommand("optim", "the optimizer step of every kind on GPT-2 124M's parameters");
+    optim->add_option("--device", device_name, "cpu, cuda or cuda:N (default: cuda when present)");
+    optim->add_flag("--quick", quick, "a tiny model (a smoke run)");
+    optim->add_option("--json", json_path, "also write the results as JSON lines to this file");
+    optim->add_option("--kind", optim_options.kinds, "only these kinds (default: every kind)");
+    optim->add_option("--iters", optim_options.iters, "timed steps (median; default 20)")->check(CLI::Range(1, 100000));
+    optim->add_option("--shapes", optim_options.shapes_path, "write the parameter shapes (JSON) for peer_optim.py");
     CLI11_PARSE(app, argc, argv);
 
     try {
+        if (optim->parsed()) {
+            optim_options.device = device_from_name(device_name);
+            optim_options.quick = quick;
+            const auto results = bench::run_optim_benchmarks(optim_options);
+            fmt::print("{:<10} {:>10} {:>13} {:>14} {:>8}\n", "optimizer", "step ms", "clip+step ms", "state MB",
+                       "B/param");
+            for (const auto& r : results)
+                fmt::print("{:<10} {:>10.4f} {:>13.4f} {:>14.2f} {:>8.3f}\n", r.kind, r.step_ms, r.clip_step_ms,
+                           double(r.state_bytes) / 1e6, double(r.state_bytes) / double(r.num_params));
+            for (const auto& r : results)
+                for (const auto& line : r.report) fmt::print("  {}\n", line);
+            if (!json_path.empty()) {
+                std::ofstream out(json_path);
+                if (!out) throw Error(fmt::format("bench: cannot write {}", json_path));
+                for (const auto& r : results)
+                    out << nlohmann::json{{"what", "optim_step_" + r.kind}, {"kind", r.kind}, {"ms", r.step_ms},
+                                          {"clip_step_ms", r.clip_step_ms}, {"state_bytes", r.state_bytes},
+                                          {"num_params", r.num_params}, {"num_tensors", r.num_tensors},
+                                          {"iters", optim_options.iters}, {"device", optim_options.device.str()}}
+                               .dump()
+                        << "\n";
+            }
+            return 0;
+        }
         bench::KernelOptions options{device_from_name(device_name), quick};
         const auto results = bench::run_kernel_benchmarks(options);
         fmt::print("{:<26} {:>10} {:>12}  {}\n", "kernel", "ms", "rate", "compare with");

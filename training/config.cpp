@@ -135,7 +135,9 @@ std::string scan_lines(std::string_view text, std::string_view source, std::vect
         if (auto [it, fresh] = first_line.emplace(written, number); !fresh)
             throw at(fmt::format("{} is given twice (lines {} and {})", written, it->second, number));
         keys.push_back({written, number});
-        out += raw + '\n';
+        // The comment goes here, not in CLI11: its versions disagree about '#' inside quotes
+        // (2.4 keeps `"a#b"` whole), and '#' starts a comment even there.
+        out += raw.substr(0, raw.find('#')) + '\n';
     }
     return out;
 }

@@ -83,8 +83,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
           "operands must have at least one dim (got a scalar)", {{"a", a}, {"b", b}});
     check(a.dtype() == b.dtype(), "matmul", "dtypes differ (cast one with .to())",
           {{"a", a}, {"b", b}});
-    check(a.dtype() == DType::f32 || a.dtype() == DType::f64 || a.dtype() == DType::bf16, "matmul",
-          fmt::format("expected f32, f64 or bf16 operands, got {}", dtype_name(a.dtype())),
+    check(a.dtype() == DType::f32 || a.dtype() == DType::f64 || a.dtype() == DType::bf16 ||
+              a.dtype() == DType::f16, "matmul",
+          fmt::format("expected f32, f64, bf16 or f16 operands, got {}", dtype_name(a.dtype())),
           {{"a", a}, {"b", b}});
     check(a.device() == b.device(), "matmul", "tensors on different devices", {{"a", a}, {"b", b}});
     // numpy's vector rules: a (K,) is a row (1, K), b (K,) a column (K, 1); the dim added here is

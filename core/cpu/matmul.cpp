@@ -162,8 +162,11 @@ void matmul(Tensor& out, const Tensor& a, const Tensor& b, Accumulate acc, const
         case DType::bf16:
             if (out.dtype() == DType::f32) return matmul_typed<bf16, float>(out, a, b, acc, bias);
             return matmul_typed<bf16, bf16>(out, a, b, acc, bias);
+        case DType::f16:
+            if (out.dtype() == DType::f32) return matmul_typed<f16, float>(out, a, b, acc, bias);
+            return matmul_typed<f16, f16>(out, a, b, acc, bias);
         default:
-            fail("matmul", "expected f32, f64 or bf16 operands",
+            fail("matmul", "expected f32, f64, bf16 or f16 operands",
                  {{"out", out}, {"a", a}, {"b", b}});
     }
 }

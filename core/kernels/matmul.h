@@ -5,8 +5,8 @@
 //
 // Conventions: out is contiguous; a and b may have any strides (transposed views, slices, batch
 // stride 0 for a broadcast batch) and are read through their layouts; the kernels never need the
-// caller to copy them. a and b have one dtype, f32, f64 or bf16 (checked by the public op,
-// autograd/ops/matmul.cpp); out (and bias, when given) has that dtype too, or f32 for bf16
+// caller to copy them. a and b have one dtype, f32, f64, bf16 or f16 (checked by the public op,
+// autograd/ops/matmul.cpp); out (and bias, when given) has that dtype too, or f32 for bf16/f16
 // operands (so bf16 weight gradients accumulate into an f32 buffer). Products are summed in f32
 // (f64 for f64) and rounded once to out's dtype; the bias is added before that rounding (the
 // cuBLASLt bias epilogue on CUDA). K = 0 writes zeros (adds nothing), plus the bias. Each output element is summed in a fixed order, so

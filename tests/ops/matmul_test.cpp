@@ -91,7 +91,7 @@ LUMEN_DEVICE_TEST("matmul: forward matches the naive f64 reference on awkward sh
         {{0}, {0}},
     };
     uint64_t seed = 100;
-    for (DType dt : {DType::f32, DType::f64, DType::bf16})
+    for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16})
         for (const auto& [sa, sb] : pairs) {
             INFO(dtype_name(dt));
             // bf16: the reference reads the bf16-rounded inputs, so it sees the same operands.
@@ -102,7 +102,7 @@ LUMEN_DEVICE_TEST("matmul: forward matches the naive f64 reference on awkward sh
 }
 
 LUMEN_DEVICE_TEST("matmul: K = 0 gives zeros, in every batch") {
-    for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
+    for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
         Tensor a = Tensor::ones({2, 3, 0}, dt, device), b = Tensor::ones({0, 4}, dt, device);
         Tensor y = ops::matmul(a, b);
         REQUIRE(y.shape() == Shape{2, 3, 4});
@@ -111,7 +111,7 @@ LUMEN_DEVICE_TEST("matmul: K = 0 gives zeros, in every batch") {
 }
 
 LUMEN_DEVICE_TEST("matmul: strided operands give the bits of their contiguous copies") {
-    for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
+    for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
         INFO(dtype_name(dt));
         const int64_t M = 37, K = 70, N = 45;
         Tensor a = test::random({M, K}, 1, dt, device), b = test::random({K, N}, 2, dt, device);
@@ -155,7 +155,7 @@ LUMEN_DEVICE_TEST("matmul: the result does not depend on the thread count") {
 }
 
 LUMEN_DEVICE_TEST("matmul: kernel with Accumulate::yes adds into out") {
-    for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
+    for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
         INFO(dtype_name(dt));
         const int64_t B = 2, M = 19, K = 300, N = 21;
         Tensor a = test::random({B, K, M}, 21, dt, device).transpose(1, 2);  // (B, M, K) strided
@@ -184,7 +184,7 @@ LUMEN_DEVICE_TEST("matmul: errors name the op and operands") {
     CHECK_THROWS_CONTAINING(ops::matmul(a, c), "matmul: dtypes differ");
     Tensor i = Tensor::zeros({3, 3}, DType::i32, device);
     CHECK_THROWS_CONTAINING(ops::matmul(i, i),
-                            "matmul: expected f32, f64 or bf16 operands, got i32: a (3, 3) i32");
+                            "matmul: expected f32, f64, bf16 or f16 operands, got i32: a (3, 3) i32");
     Tensor s = Tensor::scalar(2.0, DType::f32, device);
     CHECK_THROWS_CONTAINING(ops::matmul(s, a), "matmul: operands must have at least one dim");
     CHECK_THROWS_CONTAINING(ops::matmul(Tensor::zeros({2, 3, 4}, DType::f32, device),

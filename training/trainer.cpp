@@ -1,0 +1,412 @@
+// training/trainer.cpp: the training loop: set-up, the step, eval, log lines and checkpoints.
+// The numbers in the log follow specs/wiggle.md §8.2 (reference fields first, then lumen's).
+#include "training/trainer.h"
+
+#include "autograd/node.h"
+#include "autograd/ops/ops.h"
+#include "core/error.h"
+#include "optim/clip.h"
+#include "optim/groups.h"
+#include "optim/sophia.h"
+#include "training/checkpointing.h"
+#include "training/log_format.h"
+#include "training/schedule.h"
+
+#ifdef LUMEN_WITH_CUDA
+#include "cuda/allocator.h"
+#include "cuda/runtime.h"
+#endif
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace lumen::training {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr uint64_t kEvalStream = 0x6576616c, kHessianStream = 0x68657373;  // "eval", "hess"
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The scalar element i of a small device tensor, as a (1,) view.
+Tensor element(const Tensor& t, int64_t i) { return t.narrow(0, i, 1); }
+
+// key -> value of the [model] section of a resolved config.
+std::map<std::string, std::string> model_keys(const TrainConfig& c) {
+    std::map<std::string, std::string> out;
+    std::istringstream in(resolved_ini(c));
+    std::string line, section;
+    while (std::getline(in, line)) {
+        if (line.starts_with("[")) section = line.substr(1, line.find(']') - 1);
+        const size_t eq = line.find(" = ");
+        if (section != "model" || line.starts_with("#") || eq == std::string::npos) continue;
+        out[line.substr(0, eq)] = line.substr(eq + 3);
+    }
+    return out;
+}
+
+// A (1,) f32 device scalar.
+Tensor device_scalar(double v, Device d) { return Tensor::full({1}, v, DType::f32, d); }
+
+}  // namespace
+
+Device resolve_device(const std::string& key) {
+    const int n = cuda_device_count();
+    if (key == "auto") return n > 0 ? Device::cuda(0) : Device::cpu();
+    const Device d = device_from_name(key);
+    check(d.is_cpu() || d.index < n, "train", fmt::format("system.device = {}: this machine has {} GPU(s){}", key, n,
+                                                          built_with_cuda() ? "" : " (this build has no CUDA support)"));
+    return d;
+}
+
+Trainer::Trainer(TrainConfig config)
+    : cfg_(std::move(config)), device_(resolve_device(cfg_.system.device)), hessian_gen_(cfg_.system.seed, kHessianStream) {
+    dataset_ = data::read_dataset_info(cfg_.data.dataset);
+    if (cfg_.model.vocab_size == 0) {  // auto: the dataset's vocabulary, padded to a multiple of 64
+        check(dataset_.vocab_size > 0, "train",
+              fmt::format("model.vocab_size = auto, but {} records no vocab_size", cfg_.data.dataset));
+        cfg_.model.vocab_size = (dataset_.vocab_size + 63) / 64 * 64;
+    }
+    nn::validate(cfg_.model);
+    checkpoints_dir_ = cfg_.io.out_dir + "/checkpoints";
+    fs::create_directories(checkpoints_dir_);
+    metrics_path_ = cfg_.io.out_dir + "/metrics.jsonl";
+    for (const std::string& w : cfg_.warnings) fmt::print("warning: {}\n", w);
+    for (const std::string& name : data::remove_checkpoint_leftovers(checkpoints_dir_))
+        fmt::print("removed leftover {}/{}\n", checkpoints_dir_, name);
+    build(reconcile_resume());
+}
+
+Trainer::~Trainer() = default;
+
+std::optional<std::string> Trainer::reconcile_resume() {
+    if (cfg_.io.init_from != InitFrom::resume) return std::nullopt;
+    auto choice = data::find_resume_checkpoint(checkpoints_dir_);
+    check(choice.has_value(), "train", fmt::format("io.init_from = resume, but {} holds no checkpoint", checkpoints_dir_));
+    if (!choice->note.empty()) fmt::print("{}\n", choice->note);
+    const std::string dir = choice->checkpoint.path;
+    data::verify_checkpoint(dir);
+    const TrainConfig saved = load_train_config(dir + "/config.cfg");
+    const auto mine = model_keys(cfg_), theirs = model_keys(saved);
+    for (const auto& [key, value] : mine) {
+        auto it = theirs.find(key);
+        const bool differs = it == theirs.end() || it->second != value;
+        check(!(differs && cfg_.origins.count("model." + key) && key != "dropout"), "train",
+              fmt::format("model.{} = {} conflicts with the checkpoint's value {} in {}: a resumed run keeps its "
+                          "model", key, value, it == theirs.end() ? "(absent)" : it->second, dir));
+    }
+    const double dropout = cfg_.model.dropout;
+    cfg_.model = saved.model;
+    if (cfg_.origins.count("model.dropout")) cfg_.model.dropout = dropout;
+    return dir;
+}
+
+data::LoaderConfig Trainer::loader_config(uint64_t seed, data::Shuffle shuffle) const {
+    data::LoaderConfig lc;
+    lc.mode = cfg_.data.loader;
+    lc.B = cfg_.data.batch_size;
+    lc.T = cfg_.model.block_size;
+    lc.seed = seed;
+    lc.shuffle = shuffle;
+    lc.vocab_size = cfg_.model.vocab_size;
+    lc.index_dtype = DType::i64;
+#ifdef LUMEN_WITH_CUDA
+    if (device_.is_cuda()) lc.allocator = {cuda::pinned_allocate, cuda::pinned_release_storage};
+#endif
+    return lc;
+}
+
+void Trainer::build(const std::optional<std::string>& resume_dir) {
+    check(cfg_.io.init_from != InitFrom::hf, "train", "io.init_from = hf:DIR: Hugging Face import is not built yet (issue 10)");
+    {
+        std::optional<nn::NoInitGuard> no_init;  // weights about to be loaded: skip the random draws
+        if (resume_dir || cfg_.io.init_from == InitFrom::path) no_init.emplace();
+        model_ = std::make_unique<nn::GPT>(cfg_.model);
+    }
+    model_->to(device_);
+    model_->set_compute_dtype(cfg_.system.dtype);
+    model_->set_gate_counting(true);
+    if (resume_dir) load_model_weights(*resume_dir, *model_);
+    if (cfg_.io.init_from == InitFrom::path) load_model_weights(cfg_.io.init_path, *model_, true);
+    optimizer_ = std::make_unique<optim::Optimizer>(optim::make_groups(model_->parameters(), cfg_.optim.groups));
+    train_loader_ = std::make_unique<data::DataLoader>(data::open_shards(dataset_, data::Split::train),
+                                                       loader_config(cfg_.system.seed, data::Shuffle::yes));
+    if (cfg_.optim.kind() == optim::Kind::sophia)
+        hessian_loader_ = std::make_unique<data::DataLoader>(
+            data::open_shards(dataset_, data::Split::train), loader_config(cfg_.system.seed ^ kHessianStream, data::Shuffle::yes));
+    last_loss_ = device_scalar(0, device_);
+    last_flags_ = Tensor::zeros({3}, DType::f32, device_);
+    bad_run_ = device_scalar(0, device_);
+    bad_total_ = device_scalar(0, device_);
+    loss_scale_ = device_scalar(65536.0, device_);
+    clean_steps_ = device_scalar(0, device_);
+    if (resume_dir) {
+        load_optimizer_state(*resume_dir, *optimizer_);
+        restore_state(data::verify_checkpoint(*resume_dir));
+        fmt::print("resumed from {} at iteration {}\n", *resume_dir, iteration_);
+    }
+    start_iteration_ = iteration_;
+
+    const int64_t reported = model_->num_parameters_reported();
+    const int64_t input_embedding = cfg_.model.tie_embeddings ? 0 : cfg_.model.vocab_size * cfg_.model.n_embd;
+    flops_per_token_ = flops_per_token(cfg_.model, reported, input_embedding);
+    peak_flops_ = cfg_.system.peak_tflops * 1e12;
+#ifdef LUMEN_WITH_CUDA
+    if (peak_flops_ <= 0 && device_.is_cuda() && cfg_.system.dtype != DType::f32)
+        peak_flops_ = cuda::properties(device_.index).peak_bf16_flops_per_s;
+#endif
+    const std::string ini = resolved_ini(cfg_);
+    fmt::print("{}\n", ini);
+    std::ofstream(cfg_.io.out_dir + "/config.cfg") << ini;
+    fmt::print("device: {}, dtype {}\n", device_.str(), dtype_name(cfg_.system.dtype));
+    fmt::print("tokens per iteration will be: {}\n", fmt::group_digits(cfg_.tokens_per_step()));
+    fmt::print("number of parameters: {:.2f}M\n", double(reported) / 1e6);
+    for (const std::string& line : optimizer_->report()) fmt::print("{}\n", line);
+    if (peak_flops_ <= 0) fmt::print("mfu: no peak known for this device and dtype (set system.peak_tflops)\n");
+}
+
+nlohmann::json Trainer::trainer_state() const {
+    const auto rng = model_->dropout_generator().state();
+    nlohmann::json j = {
+        {"format", std::string(data::trainer_state_format)}, {"version", data::trainer_state_version},
+        {"iteration", iteration_}, {"tokens_seen", tokens_seen_},
+        {"best_val_loss", best_val_loss_}, {"best_iteration", best_iteration_},
+        {"bad_steps_in_a_row", int64_t(bad_run_.item())}, {"bad_steps_total", int64_t(bad_total_.item())},
+        {"rng", {{"seed", rng.seed}, {"stream", rng.stream}, {"offset", rng.offset}}},
+        {"loader", data::loader_state_to_json(train_loader_->state())},
+        {"sparsity_counters", model_->gate_counters(true)},
+        {"loss_scale", loss_scale_.item()}, {"clean_steps", clean_steps_.item()},
+        {"world_size", 1}, {"dtype", std::string(dtype_name(cfg_.system.dtype))}};
+    if (hessian_loader_) {
+        const auto h = hessian_gen_.state();
+        j["hessian"] = {{"loader", data::loader_state_to_json(hessian_loader_->state())},
+                        {"rng", {{"seed", h.seed}, {"stream", h.stream}, {"offset", h.offset}}}};
+    }
+    return j;
+}
+
+void Trainer::restore_state(const nlohmann::json& st) {
+    auto rng_of = [](const nlohmann::json& r) {
+        return RngState{r.at("seed").get<uint64_t>(), r.at("stream").get<uint64_t>(), r.at("offset").get<uint64_t>()};
+    };
+    iteration_ = st.at("iteration").get<int64_t>();
+    tokens_seen_ = st.at("tokens_seen").get<int64_t>();
+    best_val_loss_ = st.at("best_val_loss").get<double>();
+    best_iteration_ = st.at("best_iteration").get<int64_t>();
+    bad_run_.fill_(double(st.at("bad_steps_in_a_row").get<int64_t>()));
+    bad_total_.fill_(double(st.at("bad_steps_total").get<int64_t>()));
+    bad_total_seen_ = st.at("bad_steps_total").get<int64_t>();
+    model_->dropout_generator().set_state(rng_of(st.at("rng")));
+    train_loader_->restore(data::loader_state_from_json(st.at("loader"), "trainer_state.json loader"));
+    model_->set_gate_counters(true, st.at("sparsity_counters").get<std::vector<int64_t>>());
+    loss_scale_.fill_(st.at("loss_scale").get<double>());
+    clean_steps_.fill_(st.at("clean_steps").get<double>());
+    if (hessian_loader_ && st.contains("hessian")) {
+        hessian_loader_->restore(data::loader_state_from_json(st["hessian"].at("loader"), "trainer_state.json hessian"));
+        hessian_gen_.set_state(rng_of(st["hessian"].at("rng")));
+    }
+}
+
+Tensor Trainer::on_device(const Tensor& host) const { return device_.is_cuda() ? host.to(device_) : host; }
+
+void Trainer::train_step() {
+    const int64_t GA = cfg_.data.gradient_accumulation_steps;
+    const bool f16 = cfg_.system.dtype == DType::f16;
+    Tensor loss_sum = device_scalar(0, device_);
+    for (int64_t micro = 0; micro < GA; ++micro) {
+        data::Batch b = train_loader_->next();
+        Tensor loss = model_->loss(on_device(b.inputs), on_device(b.targets));     // () f32
+        if (loss_hook) loss = loss_hook(loss, iteration_);
+        loss_sum = loss_sum + loss.detach();
+        Tensor scaled = loss * (1.0 / double(GA));
+        if (f16) scaled = scaled * loss_scale_.reshape({});
+        scaled.backward();
+    }
+    const auto params = optimizer_->parameters();
+    Tensor flags;
+    if (f16) {  // unscale through γ; the scale halves on overflow and doubles after 2000 clean steps
+        Tensor raw = optim::clip_flags(params, 0.0, loss_sum);
+        Tensor bad = element(raw, 1), norm = element(raw, 2) / loss_scale_;
+        Tensor gamma = cfg_.optim.grad_clip > 0
+                           ? ops::minimum(device_scalar(1, device_), cfg_.optim.grad_clip / (norm + 1e-6))
+                           : device_scalar(1, device_);
+        flags = ops::cat({gamma / loss_scale_, bad, norm}, 0);
+        clean_steps_ = (clean_steps_ + 1.0) * (1.0 - bad);
+        Tensor grow = ops::cast(clean_steps_ >= 2000.0, DType::f32);
+        loss_scale_ = loss_scale_ * (1.0 - bad * 0.5) * (1.0 + grow);
+        clean_steps_ = clean_steps_ * (1.0 - grow);
+    } else {
+        flags = optim::clip_flags(params, cfg_.optim.grad_clip, loss_sum);
+    }
+    optimizer_->step({lr_multiplier(cfg_.schedule, iteration_), flags});
+    optimizer_->zero_grad();
+    const Tensor bad = element(flags, 1);
+    bad_run_ = (bad_run_ + 1.0) * bad;
+    bad_total_ = bad_total_ + bad;
+    last_loss_ = loss_sum / double(GA);
+    last_flags_ = flags;
+    tokens_seen_ += cfg_.tokens_per_step();
+    if (hessian_loader_) {
+        auto* rule = dynamic_cast<optim::SophiaRule*>(&optimizer_->rule(0));
+        if (rule && iteration_ % rule->hess_interval() == rule->hess_interval() - 1) hessian_hook();
+    }
+}
+
+// SophiaG's Gauss–Newton–Bartlett estimate (specs/optimizers.md §7.2): labels sampled from the
+// model's own logits (Gumbel-max: argmax(z + G) with G = −log(−log u) is a draw from softmax(z)),
+// the gradient of their mean cross-entropy, clipped, into the Hessian EMA.
+void Trainer::hessian_hook() {
+    const auto start = Clock::now();
+    const int64_t GA = cfg_.data.gradient_accumulation_steps;
+    model_->set_gate_counting(false);
+    for (int64_t micro = 0; micro < GA; ++micro) {
+        data::Batch b = hessian_loader_->next();
+        Tensor logits = model_->forward(on_device(b.inputs));                       // (B, T, V)
+        Tensor labels;
+        {
+            autograd::NoGradGuard no_grad;
+            Tensor u = ops::rand(logits.shape(), hessian_gen_, 0.0, 1.0, DType::f32, device_);
+            Tensor gumbel = -ops::log(-ops::log(u + 1e-20));
+            labels = ops::argmax(logits.detach().to(DType::f32) + gumbel, -1);    // (B, T)
+        }
+        (ops::cross_entropy(logits, labels) * (1.0 / double(GA))).backward();
+    }
+    Tensor flags = optim::clip_flags(optimizer_->parameters(), cfg_.optim.grad_clip);
+    for (size_t g = 0; g < optimizer_->groups().size(); ++g)
+        if (auto* rule = dynamic_cast<optim::SophiaRule*>(&optimizer_->rule(g))) rule->update_hessian(flags);
+    optimizer_->zero_grad();
+    model_->set_gate_counting(true);
+    hook_seconds_ += seconds_since(start);
+}
+
+double Trainer::split_loss(data::Split split) {
+    // The same windows at every eval: a fresh loader on its own stream, never the training one.
+    const uint64_t seed = cfg_.system.seed ^ (kEvalStream + uint64_t(split));
+    data::DataLoader loader(data::open_shards(dataset_, split), loader_config(seed, data::Shuffle::no));
+    Tensor total = device_scalar(0, device_);
+    for (int64_t i = 0; i < cfg_.eval.eval_iters; ++i) {
+        data::Batch b = loader.next();
+        total = total + model_->loss(on_device(b.inputs), on_device(b.targets));
+    }
+    return total.item() / double(cfg_.eval.eval_iters);
+}
+
+void Trainer::evaluate(bool save_after) {
+    EvalLine line;
+    line.iteration = iteration_;
+    {
+        autograd::NoGradGuard no_grad;
+        model_->eval();
+        line.train_loss = split_loss(data::Split::train);
+        line.val_loss = split_loss(data::Split::val);
+        model_->train();
+    }
+    if (model_->has_gate_stats()) {
+        const nn::SparsityReading r = model_->read_sparsity(false, true);
+        line.sparsity = r.mean;
+        line.sparsity_layers = r.per_layer;
+    }
+    emit(eval_json(line), format_eval_line(line));
+    if (save_after) save(line.val_loss, iteration_ == cfg_.schedule.max_iters);
+}
+
+void Trainer::save(double val_loss, bool final_step) {
+    const bool best = val_loss < best_val_loss_;
+    if (best) {
+        best_val_loss_ = val_loss;
+        best_iteration_ = iteration_;
+    }
+    if (!(best || cfg_.io.always_save_checkpoint || final_step)) return;
+    check(state_is_finite(*model_, *optimizer_), "train",
+          fmt::format("iteration {}: the model or optimizer state is not finite; no checkpoint was written", iteration_));
+    fmt::print("saving checkpoint to {}\n", checkpoints_dir_);
+    auto result = save_checkpoint(checkpoints_dir_, iteration_, *model_, *optimizer_, trainer_state(), resolved_ini(cfg_),
+                                  {cfg_.io.keep_last, best ? data::MarkBest::yes : data::MarkBest::no});
+    for (const std::string& name : result.pruned) fmt::print("removed old checkpoint {}\n", name);
+}
+
+void Trainer::log_iteration(double seconds, int64_t iterations) {
+    IterLine line;
+    line.iteration = iteration_;
+    line.loss = last_loss_.item();
+    const std::vector<float> flags = last_flags_.to_vector<float>();
+    line.grad_norm = flags[2];
+    line.time_ms = 1e3 * seconds / double(iterations);
+    line.lr = lr_at(cfg_.schedule, iteration_);
+    line.tokens_per_s = double(cfg_.tokens_per_step()) * double(iterations) / seconds;
+    if (iteration_ - start_iteration_ >= 5)
+        line.mfu = mfu(flops_per_token_, cfg_.tokens_per_step() * iterations, seconds, peak_flops_);
+#ifdef LUMEN_WITH_CUDA
+    if (device_.is_cuda()) line.mem_gib = double(cuda::allocator_stats(device_.index).peak_allocated_bytes) / double(1ull << 30);
+#endif
+    if (model_->has_gate_stats()) {
+        const nn::SparsityReading r = model_->read_sparsity(true, true);
+        line.sparsity = r.mean;
+        line.sparsity_layers = r.per_layer;
+    }
+    const int64_t total = int64_t(bad_total_.item());
+    line.bad_steps = total - bad_total_seen_;
+    bad_total_seen_ = total;
+    emit(iter_json(line), format_iter_line(line));
+    const int64_t run = int64_t(bad_run_.item());
+    check(run < cfg_.io.max_bad_steps, "train",
+          fmt::format("{} non-finite steps in a row (io.max_bad_steps = {}): stopping; the last checkpoint is "
+                      "untouched", run, cfg_.io.max_bad_steps));
+}
+
+void Trainer::emit(const nlohmann::json& record, const std::string& line) {
+    if (isatty(STDOUT_FILENO)) fmt::print("\r\033[K");
+    fmt::print("{}\n", line);
+    std::fflush(stdout);
+    metrics_.push_back(record);
+    std::ofstream(metrics_path_, std::ios::app) << record.dump() << "\n";
+}
+
+void Trainer::run() {
+    const int64_t max_iters = cfg_.schedule.max_iters;
+    if (cfg_.eval.eval_only) {
+        evaluate(false);
+        return;
+    }
+    auto window_start = Clock::now();
+    double excluded = 0;  // eval and checkpoint seconds inside the window
+    int64_t window_iters = 0;
+    const auto run_start = Clock::now();
+    for (;; ++iteration_) {
+        if (iteration_ % cfg_.eval.eval_interval == 0 || iteration_ == max_iters) {
+            const auto t = Clock::now();
+            evaluate(iteration_ > 0 && iteration_ != start_iteration_);
+            excluded += seconds_since(t);
+        }
+        if (iteration_ >= max_iters) break;
+        train_step();
+        ++window_iters;
+        if (iteration_ % cfg_.io.log_interval == 0) {
+            const double secs = std::max(1e-9, seconds_since(window_start) - excluded);
+            log_iteration(secs, window_iters);  // reads the device: the window's work is done
+            window_start = Clock::now();
+            excluded = 0;
+            window_iters = 0;
+        }
+        if (isatty(STDOUT_FILENO)) {
+            const double done = double(iteration_ + 1 - start_iteration_), left = double(max_iters - iteration_ - 1);
+            const double eta = seconds_since(run_start) / done * left;
+            const int filled = int(30.0 * double(iteration_ + 1) / double(max_iters));
+            fmt::print("\r[{}{}] {}/{} ETA {:02d}:{:02d}", std::string(size_t(filled), '#'),
+                       std::string(size_t(30 - filled), '.'), iteration_ + 1, max_iters, int(eta) / 60, int(eta) % 60);
+            std::fflush(stdout);
+        }
+    }
+    if (hook_seconds_ > 0) fmt::print("sophia hessian hook: {:.1f}s in all\n", hook_seconds_);
+}
+
+}  // namespace lumen::training
