@@ -37,7 +37,8 @@ public:
     // Host reads for logs (they wait for the device).
     double win_rate() const;          // wins / elements at the last good step (0 before any)
     int64_t hess_bad() const;
-    // Sum |h| and sqrt(sum h²) over the group, in f64 (the hook's log line).
+    // Sum of |h| and sqrt(sum of h²) over the group (the hook's log line): per tensor by ops::sum
+    // (f64 accumulation on the CPU, f32 on CUDA), tensors added in f64.
     std::pair<double, double> hessian_norms() const;
     int64_t num_elements() const { return elements_; }
     int64_t hess_interval() const { return hyper_.hess_interval; }

@@ -211,7 +211,7 @@ TEST_CASE("muon: Newton-Schulz maps each singular value s to phi^5(s/||G||) (f32
             const Mat o = from_tensor(optim::newton_schulz(to_tensor(g), 5, DType::f32));
             Mat expected(g.rows, g.cols);
             for (int64_t i = 0; i < k; ++i) expected(i, i) = table.at(s[size_t(i)]);
-            INFO("k " << k << (tall ? " tall" : " wide"));
+            INFO("k " << k << std::string(tall ? " tall" : " wide"));
             CHECK(max_abs_diff(o, expected) <= 1e-5);
         }
     }
@@ -262,7 +262,7 @@ TEST_CASE("muon: M1 known answer (3x2 tall, first step, nesterov; f32 at 1e-5, b
     CHECK(std::fabs(phi5(0.6) * std::sqrt(1.5) - expected[0]) <= 1e-6);
     CHECK(std::fabs(phi5(0.8) * std::sqrt(1.5) - expected[3]) <= 1e-6);
     for (bool f32 : {true, false}) {
-        INFO((f32 ? "f32" : "bf16"));
+        INFO(std::string(f32 ? "f32" : "bf16"));
         optim::Hyper h = optim::api_defaults(optim::Kind::muon);  // lr 0.02, μ 0.95, nesterov, wd 0
         h.ns_f32 = f32;
         // P₀ = 0 reads O exactly (P₁ = −0.02·O); P₀ = 1 checks P₁ = P₀ − 0.02·O.
@@ -289,7 +289,7 @@ TEST_CASE("muon: CPU step matches the double reference after every step (f32 NS,
     h.weight_decay = 0.01;  // exercise the decay (lr·wd = 2e-4)
     for (const Shape& shape : {Shape{64, 32}, Shape{32, 96}, Shape{128, 128}}) {
         for (bool nesterov : {true, false}) {
-            INFO("shape " << shape_str(shape) << (nesterov ? " nesterov" : " plain"));
+            INFO("shape " << shape_str(shape) << std::string(nesterov ? " nesterov" : " plain"));
             const auto start = std::chrono::steady_clock::now();
             h.nesterov = nesterov;
             nn::Parameter p = param("p", shape, 42);
@@ -537,7 +537,7 @@ LUMEN_CUDA_TEST("muon: momentum and update kernels match the CPU bit for bit (ba
     for (int64_t n : {int64_t(0), int64_t(1), int64_t(1000), int64_t(100003)}) {
         for (bool nesterov : {true, false}) {
             for (float bad : {0.f, 1.f}) {
-                INFO(n << (nesterov ? " nesterov" : "") << " bad " << bad);
+                INFO(n << std::string(nesterov ? " nesterov" : "") << " bad " << bad);
                 const Tensor g = Tensor::from(normal(n, 1, 0.01), {n});
                 Tensor m = Tensor::from(normal(n, 2, 0.01), {n}), p = Tensor::from(normal(n, 3, 0.1), {n});
                 Tensor md = m.to(device), pd = p.to(device), gd = g.to(device);
@@ -565,7 +565,7 @@ LUMEN_CUDA_TEST("muon: momentum and update kernels match the CPU bit for bit (ba
 
 LUMEN_CUDA_TEST("muon: the CUDA step matches the CPU (f32 NS at 1e-5; bf16 NS at atol 2e-2 on O)") {
     for (bool f32 : {true, false}) {
-        INFO((f32 ? "f32 NS" : "bf16 NS"));
+        INFO(std::string(f32 ? "f32 NS" : "bf16 NS"));
         optim::Hyper h = optim::api_defaults(optim::Kind::muon);
         h.ns_f32 = f32, h.weight_decay = 0.01;
         nn::Parameter big = param("big", {1024, 4097}, 9, Device::cpu());
