@@ -21,6 +21,7 @@ std::string format_iter_line(const IterLine& l) {
     if (l.sparsity) s += fmt::format(", sparsity {:.2f}%", 100 * *l.sparsity);
     s += fmt::format(", lr {:.3e}, tok/s {:.0f}, mem {:.2f}GiB, gnorm {:.4f}", l.lr, l.tokens_per_s, l.mem_gib,
                      l.grad_norm);
+    if (l.hessian_ms) s += fmt::format(", hess {:.1f}ms", *l.hessian_ms);
     if (l.bad_steps > 0) s += fmt::format(", skipped {} non-finite step(s)", l.bad_steps);
     return s;
 }
@@ -30,6 +31,7 @@ nlohmann::json iter_json(const IterLine& l) {
                         {"lr", l.lr},     {"tok_s", l.tokens_per_s}, {"mem_gib", l.mem_gib},
                         {"gnorm", l.grad_norm}, {"bad_steps", l.bad_steps}};
     j["mfu"] = l.mfu ? nlohmann::json(*l.mfu) : nlohmann::json(nullptr);
+    if (l.hessian_ms) j["hess_ms"] = *l.hessian_ms;
     if (l.sparsity) {
         j["sparsity"] = *l.sparsity;
         j["sparsity_layers"] = l.sparsity_layers;

@@ -27,6 +27,7 @@ struct IterLine {
     std::vector<double> sparsity_layers;
     double lr = 0, tokens_per_s = 0, mem_gib = 0, grad_norm = 0;
     int64_t bad_steps = 0;           // skipped (non-finite) steps since the last line
+    std::optional<double> hessian_ms;  // SophiaG: its Hessian hook's time since the last line
 };
 // "iter 10: loss 4.2311, time 12.30ms, mfu 35.20%, sparsity 12.00%, lr 6.000e-04, tok/s 1234, mem 1.20GiB, gnorm 0.9000"
 std::string format_iter_line(const IterLine& l);

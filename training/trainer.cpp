@@ -265,6 +265,13 @@ void Trainer::train_step() {
 // model's own logits (Gumbel-max: argmax(z + G) with G = −log(−log u) is a draw from softmax(z)),
 // the gradient of their mean cross-entropy, clipped, into the Hessian EMA.
 void Trainer::hessian_hook() {
+    // Timed between two synchronisations so the logged cost is the GPU's too (once per k steps).
+    auto sync = [this] {
+#ifdef LUMEN_WITH_CUDA
+        if (device_.is_cuda()) cuda::synchronize(device_.index);
+#endif
+    };
+    sync();
     const auto start = Clock::now();
     const int64_t GA = cfg_.data.gradient_accumulation_steps;
     model_->set_gate_counting(false);
@@ -285,7 +292,9 @@ void Trainer::hessian_hook() {
         if (auto* rule = dynamic_cast<optim::SophiaRule*>(&optimizer_->rule(g))) rule->update_hessian(flags);
     optimizer_->zero_grad();
     model_->set_gate_counting(true);
+    sync();
     hook_seconds_ += seconds_since(start);
+    hook_window_seconds_ += seconds_since(start);
 }
 
 double Trainer::split_loss(data::Split split) {
@@ -352,6 +361,10 @@ void Trainer::log_iteration(double seconds, int64_t iterations) {
         const nn::SparsityReading r = model_->read_sparsity(true, true);
         line.sparsity = r.mean;
         line.sparsity_layers = r.per_layer;
+    }
+    if (hessian_loader_) {
+        line.hessian_ms = 1e3 * hook_window_seconds_;
+        hook_window_seconds_ = 0;
     }
     const int64_t total = int64_t(bad_total_.item());
     line.bad_steps = total - bad_total_seen_;

@@ -76,7 +76,7 @@ private:
     Tensor last_loss_, last_flags_, bad_run_, bad_total_;
     Tensor loss_scale_, clean_steps_;  // f16: dynamic loss scale and clean steps since it changed
     double flops_per_token_ = 0, peak_flops_ = 0;
-    double hook_seconds_ = 0;
+    double hook_seconds_ = 0, hook_window_seconds_ = 0;  // SophiaG's Hessian hook: in all, since the last line
     std::string metrics_path_, checkpoints_dir_;
     std::vector<nlohmann::json> metrics_;
 };

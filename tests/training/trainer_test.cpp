@@ -194,3 +194,22 @@ TEST_CASE("log format: MFU and tokens of the v2 run (spec §11 row 8); the logge
     training::EvalLine e{2000, 3.7473, 3.7661, 0.12, {}};
     CHECK(training::format_eval_line(e) == "step 2000: train loss 3.7473, val loss 3.7661, sparsity 12.00%");
 }
+
+TEST_CASE("trainer: SophiaG's Hessian hook runs every k steps, is logged, and resumes exactly") {
+    ScratchDir dir("trainer_sophia");
+    make_dataset(dir.str());
+    auto o = tiny_overrides(dir.str(), dir.file("a"));
+    training::Trainer straight(config(o, {"--max_iters=8", "--optimizer=sophia", "--hess_interval=2"}));
+    straight.run();
+    auto iters = of_type(straight.metrics(), "iter");
+    REQUIRE(iters.size() == 8);
+    CHECK(iters[0].at("hess_ms").get<double>() == 0.0);  // iteration 0: no hook yet (it runs at 1, 3, ...)
+    CHECK(iters[1].at("hess_ms").get<double>() > 0.0);
+    auto h = tiny_overrides(dir.str(), dir.file("b"));
+    training::Trainer(config(h, {"--max_iters=4", "--optimizer=sophia", "--hess_interval=2"})).run();
+    training::Trainer resumed(config(h, {"--max_iters=8", "--optimizer=sophia", "--hess_interval=2", "--init_from=resume"}));
+    resumed.run();
+    auto b = of_type(resumed.metrics(), "iter");
+    REQUIRE(b.size() == 4);
+    for (size_t i = 0; i < 4; ++i) CHECK(b[i].at("loss").get<double>() == iters[i + 4].at("loss").get<double>());
+}
