@@ -1,6 +1,7 @@
 // training/train_main.cpp: ./train CONFIG.cfg [--key=value ...]: trains a model as the config says
 // (training/trainer.h). `./train --help` lists every key with its default and meaning. Errors print
-// "error: " and the message (naming the key, file and line) and exit 1.
+// "error: " and the message (naming the key, file and line) and exit 1. Ctrl-C (SIGINT) or SIGTERM
+// finishes the current step, saves a checkpoint and exits with 130.
 #include "core/error.h"
 #include "training/train_config.h"
 #include "training/trainer.h"
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
     try {
         Trainer trainer(load_train_config(path, overrides));
         trainer.run();
+        if (trainer.interrupted()) return 130;  // stopped by a signal, after saving
     } catch (const std::exception& e) {
         fmt::print(stderr, "error: {}\n", e.what());
         return 1;

@@ -21,9 +21,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace lumen::training {
@@ -34,6 +36,26 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr uint64_t kEvalStream = 0x6576616c, kHessianStream = 0x68657373;  // "eval", "hess"
+
+// SIGINT/SIGTERM during run(): the current step finishes, a checkpoint is saved, run() returns.
+volatile std::sig_atomic_t stop_signal = 0;
+
+class StopOnSignals {
+public:
+    StopOnSignals() {
+        stop_signal = 0;
+        previous_int_ = std::signal(SIGINT, [](int sig) { stop_signal = sig; });
+        previous_term_ = std::signal(SIGTERM, [](int sig) { stop_signal = sig; });
+    }
+    ~StopOnSignals() {
+        std::signal(SIGINT, previous_int_);
+        std::signal(SIGTERM, previous_term_);
+    }
+
+private:
+    void (*previous_int_)(int);
+    void (*previous_term_)(int);
+};
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -390,6 +412,7 @@ void Trainer::run() {
         evaluate(false);
         return;
     }
+    StopOnSignals signals;
     auto window_start = Clock::now();
     double excluded = 0;  // eval and checkpoint seconds inside the window
     int64_t window_iters = 0;
@@ -417,6 +440,14 @@ void Trainer::run() {
             fmt::print("\r[{}{}] {}/{} ETA {:02d}:{:02d}", std::string(size_t(filled), '#'),
                        std::string(size_t(30 - filled), '.'), iteration_ + 1, max_iters, int(eta) / 60, int(eta) % 60);
             std::fflush(stdout);
+        }
+        if (stop_signal != 0) {
+            ++iteration_;  // the step just taken
+            fmt::print("\n{} received: saving a checkpoint at iteration {} and stopping\n",
+                       stop_signal == SIGINT ? "SIGINT" : "SIGTERM", iteration_);
+            save(std::numeric_limits<double>::infinity(), true);
+            interrupted_ = true;
+            return;
         }
     }
     if (hook_seconds_ > 0) fmt::print("sophia hessian hook: {:.1f}s in all\n", hook_seconds_);

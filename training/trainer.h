@@ -32,8 +32,11 @@ public:
     explicit Trainer(TrainConfig config);
     ~Trainer();
 
-    // Trains from the start iteration to max_iters (or evaluates once with eval_only).
+    // Trains from the start iteration to max_iters (or evaluates once with eval_only). SIGINT or
+    // SIGTERM while it runs: the current step finishes, a checkpoint is saved, and it returns with
+    // interrupted() true.
     void run();
+    bool interrupted() const { return interrupted_; }
 
     // Test hook: applied to each micro-batch loss before backward (e.g. inject a NaN).
     std::function<Tensor(const Tensor& loss, int64_t iteration)> loss_hook;
@@ -68,6 +71,7 @@ private:
     std::unique_ptr<data::DataLoader> train_loader_, hessian_loader_;
     Generator hessian_gen_;
     int64_t iteration_ = 0, start_iteration_ = 0;
+    bool interrupted_ = false;
     double best_val_loss_ = 1e30;
     int64_t best_iteration_ = -1;
     int64_t tokens_seen_ = 0;

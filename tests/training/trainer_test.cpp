@@ -10,6 +10,7 @@
 #include "training/trainer.h"
 
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <limits>
 
@@ -212,4 +213,24 @@ TEST_CASE("trainer: SophiaG's Hessian hook runs every k steps, is logged, and re
     auto b = of_type(resumed.metrics(), "iter");
     REQUIRE(b.size() == 4);
     for (size_t i = 0; i < 4; ++i) CHECK(b[i].at("loss").get<double>() == iters[i + 4].at("loss").get<double>());
+}
+
+TEST_CASE("trainer: SIGINT finishes the step, saves a checkpoint and stops; the run resumes from it") {
+    ScratchDir dir("trainer_signal");
+    make_dataset(dir.str());
+    auto o = tiny_overrides(dir.str(), dir.file("out"));
+    training::Trainer t(config(o, {"--max_iters=8", "--eval_interval=100"}));
+    t.loss_hook = [](const Tensor& loss, int64_t it) {
+        if (it == 2) std::raise(SIGINT);
+        return loss;
+    };
+    t.run();
+    CHECK(t.interrupted());
+    CHECK(t.iteration() == 3);
+    CHECK(data::read_checkpoint_pointer(dir.file("out") + "/checkpoints", "latest") == "step_00000003");
+    training::Trainer resumed(config(o, {"--max_iters=8", "--eval_interval=100", "--init_from=resume"}));
+    CHECK(resumed.iteration() == 3);
+    resumed.run();
+    CHECK_FALSE(resumed.interrupted());
+    CHECK(resumed.iteration() == 8);
 }
