@@ -22,11 +22,9 @@ Tensor split_heads(const Tensor& x, int64_t n, int64_t hs) {
 // softmax(q·kᵀ/√hs + causal mask) with dropout on the probabilities, then ·v. q, k, v
 // (B, nh, T, hs) (k and v already repeated to nh heads).
 Tensor attention_with_dropout(const Tensor& q, const Tensor& k, const Tensor& v, double p, Generator& gen) {
-    const int64_t T = q.size(2), hs = q.size(3);
-    Tensor att = ops::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(double(hs)));   // (B, nh, T, T)
-    Tensor causal = ops::tril(Tensor::ones({T, T}, DType::boolean, q.device()));
-    att = ops::where(causal, att, ops::scalar_like(-std::numeric_limits<double>::infinity(), att));
-    att = ops::dropout(ops::softmax(att), p, gen, Training::yes);
+    const int64_t hs = q.size(3);
+    Tensor att = ops::matmul(q, k.transpose(2, 3));                                    // (B, nh, T, T)
+    att = ops::dropout(ops::causal_softmax(att, 1.0 / std::sqrt(double(hs))), p, gen, Training::yes);
     return ops::matmul(att, v);                                                        // (B, nh, T, hs)
 }
 

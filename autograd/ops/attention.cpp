@@ -66,12 +66,10 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::
     const double s = scale.value_or(1.0 / std::sqrt(double(hs)));
     Tensor kr = repeat_kv(k, nh / nkv);                                   // (B, nh, Tk, hs)
     Tensor vr = repeat_kv(v, nh / nkv);                                   // (B, nh, Tk, hs)
-    Tensor att = mul(matmul(q, kr.transpose(2, 3)), scalar_like(s, q));   // (B, nh, Tq, Tk)
-    // Query i sits at position Tk - Tq + i and sees keys j <= Tk - Tq + i.
-    const int64_t offset = Tk - Tq;
-    Tensor causal = tril(Tensor::ones({Tq, Tk}, DType::boolean, q.device()), offset);  // (Tq, Tk)
-    att = where(causal, att, scalar_like(-std::numeric_limits<double>::infinity(), att));
-    return matmul(softmax(att), vr);                                      // (B, nh, Tq, hs)
+    Tensor att = matmul(q, kr.transpose(2, 3));                           // (B, nh, Tq, Tk)
+    // Query i sits at position Tk - Tq + i and sees keys j <= Tk - Tq + i; scaling and the mask
+    // happen inside the softmax's two passes.
+    return matmul(causal_softmax(att, s), vr);                            // (B, nh, Tq, hs)
 }
 
 }  // namespace lumen::ops

@@ -19,6 +19,9 @@ namespace lumen::ops {
 // Over the last dim, computed with the row max subtracted, in f32 (f64 for f64).
 Tensor softmax(const Tensor& x);
 Tensor log_softmax(const Tensor& x);
+// Attention probabilities: x (..., Tq, Tk) scores with Tq ≤ Tk; query i sees keys j ≤ i + Tk − Tq.
+// y = softmax(scale·x) over those keys and 0 past them, in one pass (no mask tensor).
+Tensor causal_softmax(const Tensor& x, double scale);
 
 // logits (..., V) float, target (...) i32/i64 -> scalar f32 loss (f64 for f64 logits): the mean
 // over targets that are not ignore_index of -log softmax(logits)[target]. A target outside [0, V)

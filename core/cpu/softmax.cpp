@@ -19,8 +19,9 @@ int64_t row_length(const Tensor& t) { return t.dim() == 0 ? 1 : t.shape().back()
 int64_t row_grain(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)); }
 
 template <typename T>
-void forward_rows(Log log, Tensor& y, const Tensor& x) {
+void forward_rows(Log log, Tensor& y, const Tensor& x, const CausalSoftmax& causal = {}) {
     using C = compute_t<T>;
+    const C scale = C(causal.scale);
     const int64_t n = row_length(x);
     if (n == 0) return;
     const int64_t rows = x.numel() / n;
@@ -30,26 +31,31 @@ void forward_rows(Log log, Tensor& y, const Tensor& x) {
         for (int64_t r = begin; r < end; ++r) {
             const T* xr = in + r * n;
             T* yr = out + r * n;
+            // The causal window: keys j ≤ last (every key without the causal variant).
+            const int64_t last = causal.tq > 0 ? r % causal.tq + (n - causal.tq) : n - 1;
+            auto value = [&](int64_t i) { return causal.tq > 0 ? convert<C>(xr[i]) * scale : convert<C>(xr[i]); };
             // NOTE: max starts at -inf, so an all -inf row gives -inf − (-inf) = NaN everywhere.
             C max = -std::numeric_limits<C>::infinity();
-            for (int64_t i = 0; i < n; ++i) max = std::max(max, convert<C>(xr[i]));
+            for (int64_t i = 0; i <= last; ++i) max = std::max(max, value(i));
             C sum = 0;
-            for (int64_t i = 0; i < n; ++i) sum += std::exp(convert<C>(xr[i]) - max);
+            for (int64_t i = 0; i <= last; ++i) sum += std::exp(value(i) - max);
             if (log == Log::yes) {
                 const C log_sum = std::log(sum);
                 for (int64_t i = 0; i < n; ++i)
                     yr[i] = convert<T>(convert<C>(xr[i]) - max - log_sum);
             } else {
-                for (int64_t i = 0; i < n; ++i)
-                    yr[i] = convert<T>(std::exp(convert<C>(xr[i]) - max) / sum);
+                for (int64_t i = 0; i <= last; ++i) yr[i] = convert<T>(std::exp(value(i) - max) / sum);
+                for (int64_t i = last + 1; i < n; ++i) yr[i] = convert<T>(C(0));
             }
         }
     });
 }
 
 template <typename T>
-void backward_rows(Log log, Tensor& dx, const Tensor& dy, const Tensor& y) {
+void backward_rows(Log log, Tensor& dx, const Tensor& dy, const Tensor& y, double scale_d = 1.0) {
     using C = compute_t<T>;
+    const C scale = C(scale_d);
+    const bool scaled = scale_d != 1.0;
     const int64_t n = row_length(y);
     if (n == 0) return;
     const int64_t rows = y.numel() / n;
@@ -69,8 +75,10 @@ void backward_rows(Log log, Tensor& dx, const Tensor& dy, const Tensor& y) {
             } else {
                 C dot = 0;  // Σ dy·y
                 for (int64_t i = 0; i < n; ++i) dot += convert<C>(gr[i]) * convert<C>(yr[i]);
-                for (int64_t i = 0; i < n; ++i)
-                    dr[i] = convert<T>(convert<C>(yr[i]) * (convert<C>(gr[i]) - dot));
+                for (int64_t i = 0; i < n; ++i) {
+                    const C d = convert<C>(yr[i]) * (convert<C>(gr[i]) - dot);
+                    dr[i] = convert<T>(scaled ? d * scale : d);
+                }
             }
         }
     });
@@ -78,6 +86,13 @@ void backward_rows(Log log, Tensor& dx, const Tensor& dy, const Tensor& y) {
 
 }  // namespace
 
+void causal_softmax(Tensor& y, const Tensor& x, const CausalSoftmax& c) {
+    dispatch_float(x.dtype(), "causal_softmax", [&]<typename T>() { forward_rows<T>(Log::no, y, x, c); });
+}
+void causal_softmax_backward(Tensor& dx, const Tensor& dy, const Tensor& y, const CausalSoftmax& c) {
+    dispatch_float(y.dtype(), "causal_softmax_backward",
+                   [&]<typename T>() { backward_rows<T>(Log::no, dx, dy, y, c.scale); });
+}
 void softmax(Tensor& y, const Tensor& x) {
     dispatch_float(x.dtype(), "softmax", [&]<typename T>() { forward_rows<T>(Log::no, y, x); });
 }

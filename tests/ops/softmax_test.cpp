@@ -283,3 +283,66 @@ LUMEN_CUDA_TEST("softmax: CUDA special values match the CPU (-inf, all -inf, +in
         }
     }
 }
+
+// ---- causal_softmax: the attention probabilities (scale and causal mask inside the softmax) ----
+
+LUMEN_GRADCHECK_COVERS("causal_softmax");
+
+namespace {
+
+// softmax(scale·x) over keys j ≤ i + Tk − Tq, 0 past them, in f64 from x's values.
+std::vector<double> causal_reference(const Tensor& x, double scale) {
+    const int64_t Tq = x.size(-2), Tk = x.size(-1), rows = x.numel() / Tk;
+    const auto v = x.to_vector<double>();
+    std::vector<double> y(v.size(), 0.0);
+    for (int64_t r = 0; r < rows; ++r) {
+        const int64_t last = r % Tq + Tk - Tq;
+        double m = -1e300, s = 0;
+        for (int64_t j = 0; j <= last; ++j) m = std::max(m, scale * v[size_t(r * Tk + j)]);
+        for (int64_t j = 0; j <= last; ++j) s += std::exp(scale * v[size_t(r * Tk + j)] - m);
+        for (int64_t j = 0; j <= last; ++j) y[size_t(r * Tk + j)] = std::exp(scale * v[size_t(r * Tk + j)] - m) / s;
+    }
+    return y;
+}
+
+}  // namespace
+
+LUMEN_DEVICE_TEST("causal_softmax: matches the f64 reference on awkward shapes and dtypes") {
+    struct Case {
+        Shape shape;
+        double scale;
+    };
+    uint64_t seed = 700;
+    for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16})
+        for (const Case& c : {Case{{1, 1}, 0.5}, Case{{3, 5}, 0.125}, Case{{2, 3, 7, 7}, 1.0}, Case{{2, 4, 33}, 0.3},
+                              Case{{1, 2, 129, 129}, 0.125}, Case{{2, 1, 1030}, 0.05}, Case{{5, 1500, 1500}, 0.1}}) {
+            if (c.shape[0] == 5 && dt == DType::f64) continue;  // the big case once per 16-bit type and f32
+            INFO(dtype_name(dt) << " " << shape_str(c.shape));
+            Tensor x = test::random(c.shape, seed++, dt, device, -4.0, 4.0);
+            Tensor y = ops::causal_softmax(x, c.scale);
+            const auto want = causal_reference(x.to(Device::cpu()), c.scale);
+            CHECK_CLOSE(y.to_vector<double>(), want, test::tolerance(dt));
+        }
+}
+
+LUMEN_DEVICE_TEST("causal_softmax: equals scale, causal where and softmax; backward too") {
+    for (auto [Tq, Tk] : {std::pair<int64_t, int64_t>{6, 6}, {3, 9}, {1, 5}}) {
+        INFO(Tq << " x " << Tk);
+        Tensor x = test::random({2, 3, Tq, Tk}, 42, DType::f32, device).requires_grad_();
+        Tensor y = ops::causal_softmax(x, 0.25);
+        Tensor xx = x.detach().requires_grad_();
+        Tensor mask = ops::tril(Tensor::ones({Tq, Tk}, DType::boolean, device), Tk - Tq);
+        Tensor z = ops::softmax(ops::where(mask, xx * 0.25, ops::scalar_like(-INFINITY, xx)));
+        CHECK_CLOSE(y, z, test::Tolerance{1e-6, 1e-5});
+        Tensor dy = test::random({2, 3, Tq, Tk}, 43, DType::f32, device);
+        y.backward(dy);
+        z.backward(dy);
+        CHECK_CLOSE(x.grad(), xx.grad(), test::Tolerance{1e-6, 1e-5});
+    }
+}
+
+TEST_CASE("causal_softmax: gradcheck (f64)") {
+    CHECK_GRADCHECK([](const auto& in) { return ops::causal_softmax(in[0], 0.7); }, {test::leaf({2, 4, 4}, 61)});
+    CHECK_GRADCHECK([](const auto& in) { return ops::causal_softmax(in[0], 0.3); }, {test::leaf({3, 2, 5}, 62)});
+    CHECK_THROWS_CONTAINING(ops::causal_softmax(Tensor::zeros({5, 3}), 1.0), "Tq <= Tk");
+}
