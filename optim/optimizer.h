@@ -35,7 +35,7 @@ std::optional<Kind> kind_from_name(std::string_view name);
 enum class MuonScale { original, match_rms_adamw };
 
 // Every hyper-parameter of every kind; a rule reads the fields its kind documents
-// (specs/optimizers.md §§3–9). The values here are placeholders: api_defaults(kind) gives the
+// (specs/optimizers.md §§3–9). These member initialisers are no reference's defaults: api_defaults(kind) gives the
 // reference constructor's defaults and optim/config.h the config defaults.
 struct Hyper {
     // peak rate: a step uses lr · StepInputs::lr_scale. Adafactor only: NaN means "not set"
