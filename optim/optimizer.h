@@ -36,7 +36,7 @@ enum class MuonScale { original, match_rms_adamw };
 
 // Every hyper-parameter of every kind; a rule reads the fields its kind documents
 // (specs/optimizers.md §§3–9). These member initialisers are no reference's defaults: api_defaults(kind) gives the
-// reference constructor's defaults and optim/config.h the config defaults.
+// reference constructor's defaults, training::optim_config_defaults (training/train_config.h) the config ones.
 struct Hyper {
     // peak rate: a step uses lr · StepInputs::lr_scale. Adafactor only: NaN means "not set"
     // (required iff relative_step = false; setting it with relative_step is an error).
