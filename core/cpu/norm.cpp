@@ -7,6 +7,7 @@
 // partial sums are then added block by block in order: no races, and the same bits on any number
 // of threads.
 #include "core/cpu/loops.h"
+#include "core/cpu/row_blocks.h"
 #include "core/kernels/norm.h"
 
 #include <cmath>
@@ -20,25 +21,6 @@ const T* ptr_or_null(const Tensor& t) {
 }
 
 int64_t row_grain(int64_t C) { return std::max<int64_t>(1, parallel_grain / std::max<int64_t>(C, 1)); }
-
-// Rows [begin(b), begin(b + 1)) form block b; at least 32 rows per block, at most 256 blocks.
-struct RowBlocks {
-    int64_t rows, count;
-    explicit RowBlocks(int64_t rows_)
-        : rows(rows_), count(std::min<int64_t>(256, (rows_ + 31) / 32)) {}
-    int64_t begin(int64_t b) const { return rows * b / count; }
-};
-
-// Sums the blocks' partial sums (count, C) in block order into out (C,), converted to T.
-template <typename T>
-void sum_partials(Tensor& out, const std::vector<double>& partial, int64_t count, int64_t C) {
-    T* o = static_cast<T*>(out.data_ptr());
-    for (int64_t c = 0; c < C; ++c) {
-        double acc = 0;
-        for (int64_t b = 0; b < count; ++b) acc += partial[static_cast<size_t>(b * C + c)];
-        o[c] = convert<T>(acc);
-    }
-}
 
 template <typename T>
 void layernorm_forward(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,

@@ -7,6 +7,7 @@
 // on any number of threads. The gate counts per chunk and adds each chunk's integer count
 // atomically (integer sums do not depend on order).
 #include "core/cpu/loops.h"
+#include "core/cpu/row_blocks.h"
 #include "core/kernels/wiggle.h"
 
 #include <atomic>
@@ -25,25 +26,6 @@ T* out_or_null(const Tensor& t) {
 }
 
 int64_t row_grain(int64_t H) { return std::max<int64_t>(1, parallel_grain / std::max<int64_t>(H, 1)); }
-
-// Rows [begin(b), begin(b + 1)) form block b; at least 32 rows per block, at most 256 blocks.
-struct RowBlocks {
-    int64_t rows, count;
-    explicit RowBlocks(int64_t rows_)
-        : rows(rows_), count(std::min<int64_t>(256, (rows_ + 31) / 32)) {}
-    int64_t begin(int64_t b) const { return rows * b / count; }
-};
-
-// out[j] = Σ_b partial[b][j] in block order, converted to T (zeros when there are no blocks).
-template <typename T>
-void sum_partials(Tensor& out, const std::vector<double>& partial, int64_t count, int64_t H) {
-    T* o = static_cast<T*>(out.data_ptr());
-    for (int64_t j = 0; j < H; ++j) {
-        double acc = 0;
-        for (int64_t b = 0; b < count; ++b) acc += partial[static_cast<size_t>(b * H + j)];
-        o[j] = convert<T>(acc);
-    }
-}
 
 template <typename T>
 void oscillate_forward(Tensor& y, const Tensor& x, const Tensor& omega, const Tensor& phi,

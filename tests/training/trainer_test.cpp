@@ -135,7 +135,6 @@ TEST_CASE("trainer: a NaN loss is skipped and counted; the run goes on") {
     t.loss_hook = [](const Tensor& loss, int64_t it) {
         return it == 2 ? loss * std::numeric_limits<double>::quiet_NaN() : loss;
     };
-    std::vector<double> before;
     t.run();
     auto iters = of_type(t.metrics(), "iter");
     REQUIRE(iters.size() == 6);
