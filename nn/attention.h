@@ -8,6 +8,9 @@
 
 #include "nn/config.h"
 #include "nn/layers.h"
+#include "nn/optical_settings.h"
+
+#include <memory>
 
 namespace lumen::nn {
 
@@ -24,6 +27,16 @@ public:
     // keys/values are appended to it and attention runs over the cached ones too.
     Tensor forward(const Tensor& x, KVCache* cache = nullptr, int64_t pos0 = 0);
 
+    // Sends Q·Kᵀ and P·V through the optical unit from now on (specs/optical.md §3.3), registering
+    // the range buffers and call counters under this module; `name` is its dotted name (the dither
+    // streams are name + "#qk" and name + "#av"). The projections are separate Linear children.
+    void make_optical(const OpticalSettings& settings, const std::string& name);
+    bool is_optical() const { return optical_ != nullptr; }
+    const OpticalSettings* optical_settings() const;
+    int64_t n_head() const { return n_head_; }
+    int64_t n_kv_head() const { return n_kv_head_; }
+    int64_t head_size() const { return hs_; }
+
 private:
     int64_t n_head_, n_kv_head_, hs_;
     PosKind pos_;
@@ -33,6 +46,8 @@ private:
     Generator* dropout_gen_;
     Child<Linear> c_attn_, c_proj_;
     Child<Dropout> resid_dropout_;
+    struct OpticalState;                    // nn/optical_attention.cpp
+    std::shared_ptr<OpticalState> optical_;  // null while digital
 };
 
 }  // namespace lumen::nn

@@ -86,6 +86,7 @@ bool value_fits(const Key& key, const Value& v) {
 struct KeyLine {
     std::string written;  // "section.key" or "key"
     int line;
+    std::string value;    // the text after `=`, comment removed, trimmed and unquoted
 };
 
 // The light pass over the text: checks each line's shape, records where every key is written, and
@@ -134,7 +135,7 @@ std::string scan_lines(std::string_view text, std::string_view source, std::vect
         const std::string written = section.empty() ? name : section + "." + name;
         if (auto [it, fresh] = first_line.emplace(written, number); !fresh)
             throw at(fmt::format("{} is given twice (lines {} and {})", written, it->second, number));
-        keys.push_back({written, number});
+        keys.push_back({written, number, unquote(trim(value))});
         // The comment goes here, not in CLI11: its versions disagree about '#' inside quotes
         // (2.4 keeps `"a#b"` whole), and '#' starts a comment even there.
         out += raw.substr(0, raw.find('#')) + '\n';
@@ -267,6 +268,15 @@ void Schema::reject_section(std::string prefix, std::string message) {
     rejected_sections_.emplace_back(std::move(prefix), std::move(message));
 }
 
+void Schema::add_open_section(std::string prefix) { open_sections_.push_back(std::move(prefix)); }
+
+bool Schema::is_open(std::string_view written) const {
+    for (const std::string& prefix : open_sections_)
+        if (written.size() > prefix.size() && written.substr(0, prefix.size()) == prefix && written[prefix.size()] == '.')
+            return true;
+    return false;
+}
+
 const Key* Schema::find(std::string_view full_name) const {
     const auto it = by_full_.find(full_name);
     return it == by_full_.end() ? nullptr : &keys_[it->second];
@@ -355,6 +365,10 @@ void Config::read_text(std::string_view text, std::string_view source) {
                 break;
             }
         const std::string where = line ? fmt::format("{}:{}", source, line) : std::string(source);
+        if (schema_->is_open(written)) {  // CLI11 splits at spaces and commas: keep the line's text
+            set(written, line ? lines[cursor - 1].value : std::string(), where, /*from_file=*/true);
+            continue;
+        }
         if (item.inputs.size() != 1) {
             std::string joined;
             for (const std::string& s : item.inputs) joined += (joined.empty() ? "" : " ") + s;
@@ -374,6 +388,7 @@ void Config::apply_override(std::string_view arg) {
     const std::string name = trim(body.substr(0, eq));
     if (name.empty()) throw Error(fmt::format("{}: expected --key=value", where));
     if (eq == std::string_view::npos) {
+        if (schema_->is_open(name)) return set(name, "true", where, false);  // a flag; its parser checks the type
         const Key& key = schema_->resolve(name, where);
         if (key.type != KeyType::boolean) throw Error(fmt::format("{}: {} needs a value: --{}=VALUE", where, key.name, name));
         set(name, "true", where, false);
@@ -383,6 +398,18 @@ void Config::apply_override(std::string_view arg) {
 }
 
 void Config::set(std::string_view written_name, std::string_view text, std::string_view where, bool from_file) {
+    if (schema_->is_open(written_name)) {
+        const auto it = std::find_if(open_.begin(), open_.end(),
+                                     [&](const OpenEntry& e) { return e.name == written_name; });
+        if (it == open_.end()) {
+            open_.push_back({std::string(written_name), std::string(text), std::string(where), from_file});
+        } else {
+            if (from_file && it->from_file)
+                throw Error(fmt::format("{}: {} is given twice ({} and {})", where, written_name, it->where, where));
+            *it = OpenEntry{std::string(written_name), std::string(text), std::string(where), from_file};
+        }
+        return;
+    }
     const Key& key = schema_->resolve(written_name, where);
     if (const auto it = values_.find(key.name); it != values_.end() && from_file && it->second.from_file)
         throw Error(fmt::format("{}: {} is given twice ({} and {})", where, key.name, it->second.where, where));

@@ -62,6 +62,11 @@ public:
     void reject(std::string name, std::string message);
     // Every key under [prefix] or [prefix.*] (also written dotted) is an error with `message`.
     void reject_section(std::string prefix, std::string message);
+    // Keys under [prefix] and [prefix.*] are not in the registry: the config keeps their text as
+    // written (Config::open_entries) for a parser of their own (the optical sections, whose section
+    // names and rule keys are the user's). Such keys are only reached dotted, never by a bare name.
+    void add_open_section(std::string prefix);
+    bool is_open(std::string_view written) const;
 
     const Key* find(std::string_view full_name) const;  // nullptr when absent
     // The key a written name ("n_layer", "model.n_layer") means; otherwise throws the unknown-key or
@@ -81,6 +86,7 @@ private:
     std::vector<Key> keys_;
     std::map<std::string, size_t, std::less<>> by_full_, by_bare_;
     std::vector<std::pair<std::string, std::string>> rejected_, rejected_sections_;
+    std::vector<std::string> open_sections_;
 };
 
 // The typed value as a config file writes it (words by name, strings quoted, reals shortest-exact).
@@ -126,6 +132,17 @@ public:
 
     const Schema& schema() const { return *schema_; }
 
+    // A key of an open section (Schema::add_open_section) with its text as written: the value after
+    // `=` with the comment and surrounding spaces removed and quotes taken off, backslashes kept.
+    struct OpenEntry {
+        std::string name;  // the full dotted name ("optical.rules.1")
+        std::string text;
+        std::string where;
+        bool from_file = false;
+    };
+    // In the order first set (an override replaces the text in place).
+    const std::vector<OpenEntry>& open_entries() const { return open_; }
+
 private:
     struct Entry {
         Value value;
@@ -136,6 +153,7 @@ private:
 
     const Schema* schema_;
     std::map<std::string, Entry, std::less<>> values_;
+    std::vector<OpenEntry> open_;
 };
 
 }  // namespace lumen::training

@@ -682,7 +682,7 @@ void add_rejections(Schema& s) {
         s.reject(name, "not offered by lumen's 8-bit AdamW (specs/optimizers.md §5.4); delete the line");
     s.reject("betas", "use optim.beta1 and optim.beta2");
     s.reject("lr", "use schedule.learning_rate (Muon's auxiliary AdamW: optim.adamw_lr)");
-    s.reject_section("optical", "the optical transform is not built yet (issue 8); remove the optical keys for now");
+    s.add_open_section("optical");
 }
 
 const Registry& registry() {
@@ -788,8 +788,16 @@ std::string train_help() {
            "CONFIG.cfg is INI: `key = value` lines, `[section]` headers, `#` comments. A key is section.key;\n"
            "written bare (top level, or --key=value) it means its home section below. Command-line values\n"
            "override the file. The resolved config is printed at start and saved in out_dir.\n" +
-           train_schema().help();
+           train_schema().help() + optical_help();
 }
+
+namespace {
+std::string optical_where(const Config& cfg, const std::string& name) {
+    for (const Config::OpenEntry& e : cfg.open_entries())
+        if (e.name == name) return e.where;
+    return "default";
+}
+}  // namespace
 
 TrainConfig train_config_from(const Config& cfg) {
     const Registry& reg = registry();
@@ -834,7 +842,13 @@ TrainConfig train_config_from(const Config& cfg) {
     } catch (const Error& e) {
         throw Error(located(cfg, e.what()));
     }
-    tc.origins = cfg.origins();
+    tc.optical = parse_optical(cfg);
+    if (tc.optical.enabled && tc.optical.start_iter >= tc.schedule.max_iters)
+        throw Error(fmt::format("{}: optical.start_iter = {} is not below schedule.max_iters = {}: the optical phase "
+                                "would never start",
+                                optical_where(cfg, "optical.start_iter"), tc.optical.start_iter, tc.schedule.max_iters));
+    for (const Config::OpenEntry& e : cfg.open_entries()) tc.origins.emplace(e.name, e.where);
+    tc.origins.merge(cfg.origins());
     return tc;
 }
 
@@ -856,7 +870,8 @@ std::string resolved_ini(const TrainConfig& c) {
     }
     for (const Key& k : reg.schema.keys())
         if (!cfg.is_set(k.name) && (!k.inactive || k.inactive(cfg).empty())) put(k);
-    return cfg.resolved("lumen ./train resolved config: every key (a commented key is not read by this config)");
+    return cfg.resolved("lumen ./train resolved config: every key (a commented key is not read by this config)") +
+           optical_ini(c.optical);
 }
 
 }  // namespace lumen::training

@@ -6,13 +6,13 @@
 //   for (const std::string& w : c.warnings) fmt::print("warning: {}\n", w);
 //   fmt::print("{}", resolved_ini(c));     // printed at start and saved in out_dir
 //
-// Sections: [io] [eval] [data] [model] [schedule] [optim] [system]. Optimizer hyper-parameters default
+// Sections: [io] [eval] [data] [model] [schedule] [optim] [system] [optical*]. Optimizer hyper-parameters default
 // to the optimizer's config defaults (specs/optimizers.md), so `optimizer = lion` alone is a sensible
 // run: schedule.learning_rate is 6e-4 for adamw but 1e-4 for lion, and an sgd config must set it.
 // Keys the chosen optimizer (or model) does not read are errors when set (`rho` under adamw, `rope_theta`
 // with pos = learned), except stable_iters without wsd, which is a warning (the spec's rule).
 // Legacy WiggleGPT/nanoGPT keys (use_bio_mlp, use_rope, compile, wandb_*, ...) are errors naming the
-// lumen equivalent; [optical*] keys are errors until the optical transform exists (issue 8).
+// lumen equivalent. The [optical*] sections are parsed by training/optical_config.h.
 #pragma once
 
 #include "core/dtype.h"
@@ -21,6 +21,7 @@
 #include "optim/groups.h"
 #include "optim/optimizer.h"
 #include "training/config.h"
+#include "training/optical_config.h"
 #include "training/schedule.h"
 
 #include <cstdint>
@@ -79,6 +80,7 @@ struct TrainConfig {
     ScheduleConfig schedule;   // with Adafactor's relative step: learning_rate = min_lr = 1 (unused)
     OptimConfig optim;
     SystemConfig system;
+    OpticalConfig optical;     // [optical*] (training/optical_config.h)
 
     std::vector<std::string> warnings;           // print them at start
     std::map<std::string, std::string> origins;  // keys set explicitly: full name -> "file:line" / "command line '...'"

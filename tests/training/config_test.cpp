@@ -1,5 +1,5 @@
 // tests/training/config_test.cpp: ./train's config (specs/wiggle.md §6, §11 row 11): sections, bare keys
-// and overrides, value types, legacy and optical rejections, unknown-key suggestions with file and line,
+// and overrides, value types, legacy rejections, unknown-key suggestions with file and line,
 // optimizer-dependent defaults (specs/optimizers.md §§3–9), cross-key rules, the resolved config's round
 // trip and the help text. Config files are written to a scratch directory.
 #include "training/train_config.h"
@@ -132,14 +132,6 @@ TEST_CASE("config: legacy keys are rejected naming the lumen equivalent") {
     CHECK_THROWS_CONTAINING(load(dir, "bio_compartments = 4\n"), "bio_compartments is not a lumen key");
     CHECK_THROWS_CONTAINING(load(dir, "backend = nccl\n"), "NCCL");
     CHECK_THROWS_CONTAINING(load_train_config("", {"--compile=False"}), "command line '--compile=False'");
-}
-
-TEST_CASE("config: optical keys are rejected until the optical transform exists") {
-    ScratchDir dir("config_optical");
-    CHECK_THROWS_CONTAINING(load(dir, "[optical]\nenabled = true\n"), "the optical transform is not built yet (issue 8)");
-    CHECK_THROWS_CONTAINING(load(dir, "[optical.attention]\nq_levels = 256\n"), "not built yet (issue 8)");
-    CHECK_THROWS_CONTAINING(load(dir, "[optical.fc]\nq_levels = 256\n"), "optical.fc.q_levels");
-    CHECK_THROWS_CONTAINING(load_train_config("", {"--optical.enabled=true"}), "not built yet");
 }
 
 TEST_CASE("config: optimizer keys default per optimizer (specs/optimizers.md config columns)") {
@@ -305,8 +297,9 @@ TEST_CASE("config: the resolved config reads back to the same config") {
         raw.read_file(dir.file("a.cfg"));
         const TrainConfig a = train_config_from(raw);
         const std::string text = resolved_ini(a);
-        CHECK(raw.resolved(
-                  "lumen ./train resolved config: every key (a commented key is not read by this config)") == text);
+        CHECK(raw.resolved("lumen ./train resolved config: every key (a commented key is not read by this config)") +
+                  optical_ini(a.optical) ==
+              text);
         lumen::test::write_bytes(dir.file("b.cfg"), text);
         const TrainConfig b = load_train_config(dir.file("b.cfg"));
         CHECK(resolved_ini(b) == text);
