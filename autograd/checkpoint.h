@@ -15,6 +15,7 @@
 #include "core/philox.h"
 #include "core/tensor.h"
 
+#include <cstdint>
 #include <functional>
 #include <vector>
 
@@ -28,5 +29,14 @@ Tensor checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs,
 // True on this thread while a checkpoint's backward is re-running its function (nested checkpoints
 // included); false in ordinary forwards, including a checkpoint's first forward.
 bool in_checkpoint_recompute();
+// True on this thread while a checkpoint runs its function's first (no-grad) forward, whose
+// recompute will follow in backward; false inside a recompute unless a nested checkpoint's forward
+// runs there. Layers that must repeat a call's state in the recompute (the optical layers' ranges
+// and counters) save it when this is true and take it back when in_checkpoint_recompute() is.
+bool in_checkpoint_forward();
+// The id of the innermost checkpoint call whose first forward or recompute runs on this thread (0:
+// none). A call keeps its id in its recompute, so state saved under the id is found again there,
+// whatever order backward recomputes the calls in. (A checkpoint nested in a recompute gets a new id.)
+uint64_t checkpoint_call_id();
 
 }  // namespace lumen::autograd

@@ -124,7 +124,7 @@ LUMEN_HOST_DEVICE float dither_offset(const DitherKey& key, uint64_t i) {
 LUMEN_HOST_DEVICE float scalar_dither_offset(uint64_t seed) {
     const Philox4 block = philox4x32_10(Philox4{{0u, 0u, 0u, 0u}}, uint32_t(seed), uint32_t(seed >> 32));
     int32_t x = int32_t(block.v[0]);
-    if (x < 0) x = -x - 1;
+    if (x < 0) x = -(x + 1);  // NOTE: = -x - 1 without overflowing at INT32_MIN
     return sub_rn(mul_rn(float(x), 0x1.fffffep-32f), 0.5f);
 }
 

@@ -1,6 +1,7 @@
 // nn/attention.cpp: CausalSelfAttention. The attention itself is ops::causal_attention, so a fused
 // kernel slots in there; with attention dropout in training the composed path below applies the
-// dropout to the probabilities.
+// dropout to the probabilities. An optical module (make_optical) runs its core in
+// nn/optical_attention.cpp instead.
 #include "nn/attention.h"
 
 #include "autograd/ops/ops.h"
@@ -69,7 +70,9 @@ Tensor CausalSelfAttention::forward(const Tensor& x, KVCache* cache, int64_t pos
         cache->v = v.detach().contiguous();
     }
     Tensor y;
-    if (training() && dropout_ > 0.0 && !cache) {
+    if (optical_ && !optical_settings()->q_bypass) {                // bypass: the digital path below
+        y = optical_attention(q, k, v);                                 // nn/optical_attention.cpp
+    } else if (training() && dropout_ > 0.0 && !cache) {
         const int64_t rep = n_head_ / n_kv_head_;
         y = attention_with_dropout(q, repeat_heads(k, rep), repeat_heads(v, rep), dropout_, *dropout_gen_);
     } else {

@@ -48,6 +48,9 @@ private:
     Child<Dropout> resid_dropout_;
     struct OpticalState;                    // nn/optical_attention.cpp
     std::shared_ptr<OpticalState> optical_;  // null while digital
+    // The attention core while optical: q (B, nh, Tq, hs), k and v (B, nkv, Tk, hs) -> (B, nh, Tq, hs).
+    Tensor optical_attention(const Tensor& q, const Tensor& k, const Tensor& v);
+    void on_state_loaded() override;         // re-reads the counters and calibration flags
 };
 
 }  // namespace lumen::nn

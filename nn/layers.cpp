@@ -28,6 +28,15 @@ Linear::Linear(int64_t in, int64_t out, bool bias, Generator& gen, double init_s
     if (bias) bias_ = register_parameter("bias", Tensor::zeros({out}), Role::bias);
 }
 
+Linear::Linear(Adopt, const Linear& digital) : in_(digital.in_), out_(digital.out_) {
+    for (const Parameter& p : digital.parameters()) {
+        const bool trainable = p.tensor.requires_grad();
+        Tensor t = register_parameter(p.name, p.tensor, p.role, p.row_parts);
+        t.set_requires_grad(trainable);
+        (p.name == "weight" ? weight_ : bias_) = t;
+    }
+}
+
 Tensor Linear::forward(const Tensor& x) {
     Shape out_shape = x.shape();
     out_shape.back() = out_;

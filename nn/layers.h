@@ -42,6 +42,11 @@ public:
     int64_t out_features() const { return out_; }
 
 protected:
+    // Adopts `digital`'s weight and bias tensors (the same handles, no copy), registered with the
+    // same roles and row_parts and their requires_grad kept: the optical transform's subclass.
+    struct Adopt {};
+    Linear(Adopt, const Linear& digital);
+
     int64_t in_, out_;
     Tensor weight_, bias_;
 };

@@ -155,6 +155,7 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
         const Tensor& src = state.at(name);
         assign_in_place(t, src.to(t.device()).to(t.dtype()).contiguous().clone());
     }
+    for (auto& [name, m] : modules()) m->on_state_loaded();
 }
 
 void Module::to(Device device) {

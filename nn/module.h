@@ -95,6 +95,9 @@ protected:
     }
     // Called by train(): subclasses with mode-dependent state override it (and call the base).
     virtual void on_mode_change() {}
+    // Called on every module (this one and each descendant) at the end of load_state_dict, after
+    // all entries were copied: modules that mirror buffers on the host re-read them here.
+    virtual void on_state_loaded() {}
 
 private:
     template <typename M> friend class Child;

@@ -7,11 +7,23 @@
 //   x_min_max (2), w_min_max (P, 2), out_min_max (P, 2)   f32, [+inf, -inf] while uncalibrated
 //   dither_calls (1), dither_eval_calls (1)               i64 call counters (§5)
 // P = the number of row parts of the weight (fused q/k/v: 3), 1 otherwise.
+//
+// Host state: the two counters (mirrored into their buffers with a fill kernel whenever they change,
+// never read back) and whether the output ranges are calibrated; load_state_dict re-reads both from
+// the loaded buffers (on_state_loaded, one synchronisation at load time).
+//
+// Activation checkpointing: a call inside a checkpoint's first forward saves copies of the ranges it
+// quantized with and its dither counter value under the checkpoint call's id
+// (autograd::checkpoint_call_id); the recompute in backward takes them back (first in, first out per
+// call), quantizes with exactly those and updates nothing: no statistics, no counters. A checkpoint
+// nested inside another's recompute is refused with an error.
 #pragma once
 
 #include "nn/layers.h"
 #include "nn/optical_settings.h"
 
+#include <deque>
+#include <map>
 #include <string>
 
 namespace lumen::nn {
@@ -27,10 +39,37 @@ public:
     const std::string& name() const { return name_; }
     int64_t parts() const;
 
+    // Read-only state, for tests and reports.
+    const Tensor& x_min_max() const { return x_mm_; }      // (2) f32, device
+    const Tensor& w_min_max() const { return w_mm_; }      // (P, 2) f32, device
+    const Tensor& out_min_max() const { return out_mm_; }  // (P, 2) f32, device
+    int64_t dither_calls() const { return calls_; }         // training calls so far (host)
+    int64_t dither_eval_calls() const { return eval_calls_; }
+    bool out_calibrated() const { return out_calibrated_; }
+    uint32_t dither_stream() const { return stream_; }      // FNV-1a-32 of the name
+    // Checkpointed calls whose recompute has not run yet.
+    size_t pending_recomputes() const;
+
+protected:
+    void on_state_loaded() override;
+
 private:
+    // What a checkpoint's recompute reuses: the ranges and counter value of the original call.
+    struct Snapshot {
+        Tensor x, w, out;  // copies (device), as quantized with
+        uint64_t n;        // the dither counter value
+        bool training;
+    };
+
     OpticalSettings settings_;
     std::string name_;
-    // (implementation state: buffers, host mirrors of the counters, calibration flag, ...)
+    std::vector<int64_t> row_parts_;  // the weight's row parts, one entry when unfused
+    uint32_t stream_;
+    Tensor x_mm_, w_mm_, out_mm_, calls_buf_, eval_calls_buf_;
+    int64_t calls_ = 0, eval_calls_ = 0;
+    bool out_calibrated_ = false;
+    bool logged_eval_calibration_ = false;
+    std::map<uint64_t, std::deque<Snapshot>> snapshots_;  // by checkpoint call id
 };
 
 }  // namespace lumen::nn

@@ -2,13 +2,20 @@
 //
 //   ./bench kernels [--device cuda|cuda:N|cpu] [--quick] [--json FILE]
 //   ./bench optim   [--device ...] [--quick] [--json FILE] [--kind adamw ...] [--iters N] [--shapes FILE]
+//   ./bench optical [--device ...] [--quick] [--json FILE] [--iters N]   optical vs digital layers
+//   ./bench energy  CONFIG [--key=value ...]   the optical energy report of a config, without training
 //
 // Prints a table (and, with --json, one JSON object per result) of kernel timings or optimizer
 // steps. Compare the figures with the PyTorch peers run on the same GPU in the same session
 // (shared/perf/, benchmarks/peer_optim.py) and record both in benchmarks/RESULTS.md.
 #include "benchmarks/kernels.h"
+#include "benchmarks/optical_bench.h"
 #include "benchmarks/optim_bench.h"
 #include "core/error.h"
+#include "data/dataset.h"
+#include "nn/layers.h"
+#include "training/optical_phase.h"
+#include "training/train_config.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -37,9 +44,56 @@ int main(int argc, char** argv) {
     optim->add_option("--kind", optim_options.kinds, "only these kinds (default: every kind)");
     optim->add_option("--iters", optim_options.iters, "timed steps (median; default 20)")->check(CLI::Range(1, 100000));
     optim->add_option("--shapes", optim_options.shapes_path, "write the parameter shapes (JSON) for peer_optim.py");
+    bench::OpticalBenchOptions optical_options;
+    CLI::App* optical = app.add_subcommand("optical", "optical linear and attention against their digital twins");
+    optical->add_option("--device", device_name, "cpu, cuda or cuda:N (default: cuda when present)");
+    optical->add_flag("--quick", quick, "small shapes (a smoke run)");
+    optical->add_option("--json", json_path, "also write the results as JSON lines to this file");
+    optical->add_option("--iters", optical_options.iters, "timed runs (median; default 20)")->check(CLI::Range(1, 100000));
+    std::string energy_config;
+    std::vector<std::string> energy_overrides;
+    CLI::App* energy = app.add_subcommand("energy", "the optical energy report of a ./train config (specs/optical.md §8)");
+    energy->add_option("config", energy_config, "the ./train config file")->required();
+    energy->add_option("overrides", energy_overrides, "--key=value overrides, as ./train takes them");
+    energy->allow_extras();
     CLI11_PARSE(app, argc, argv);
 
     try {
+        if (energy->parsed()) {
+            for (const std::string& extra : energy->remaining()) energy_overrides.push_back(extra);
+            training::TrainConfig c = training::load_train_config(energy_config, energy_overrides);
+            if (c.model.vocab_size == 0) {  // auto: as ./train resolves it (padded to a multiple of 64)
+                const int64_t v = data::read_dataset_info(c.data.dataset).vocab_size;
+                check(v > 0, "bench energy", fmt::format("model.vocab_size = auto, but {} records no vocab_size", c.data.dataset));
+                c.model.vocab_size = (v + 63) / 64 * 64;
+            }
+            nn::NoInitGuard no_init;
+            const nn::GPT model(c.model);
+            fmt::print("{}", training::optical_plan_text(model, c));
+            return 0;
+        }
+        if (optical->parsed()) {
+            optical_options.device = device_from_name(device_name);
+            optical_options.quick = quick;
+            const auto results = bench::run_optical_benchmarks(optical_options);
+            fmt::print("{:<48} {:>11} {:>11} {:>7} {:>11} {:>11}\n", "fwd+bwd", "digital ms", "optical ms", "ratio",
+                       "dig fwd ms", "opt fwd ms");
+            for (const auto& r : results)
+                fmt::print("{:<48} {:>11.4f} {:>11.4f} {:>7.3f} {:>11.4f} {:>11.4f}\n", r.what, r.digital_ms,
+                           r.optical_ms, r.ratio(), r.digital_forward_ms, r.optical_forward_ms);
+            if (!json_path.empty()) {
+                std::ofstream out(json_path);
+                if (!out) throw Error(fmt::format("bench: cannot write {}", json_path));
+                for (const auto& r : results)
+                    out << nlohmann::json{{"what", r.what}, {"digital_ms", r.digital_ms}, {"optical_ms", r.optical_ms},
+                                          {"ratio", r.ratio()}, {"digital_forward_ms", r.digital_forward_ms},
+                                          {"optical_forward_ms", r.optical_forward_ms},
+                                          {"device", optical_options.device.str()}}
+                               .dump()
+                        << "\n";
+            }
+            return 0;
+        }
         if (optim->parsed()) {
             optim_options.device = device_from_name(device_name);
             optim_options.quick = quick;

@@ -58,6 +58,15 @@ data::CheckpointWriteResult save_checkpoint(const std::string& checkpoints_dir, 
     }, options);
 }
 
+namespace {
+// The buffers of optical layers (specs/optical.md §4: ranges and call counters), by their last name.
+bool is_optical_state(const std::string& name) {
+    const std::string last = name.substr(name.rfind('.') + 1);
+    return last.size() > 8 && last.compare(last.size() - 8, 8, "_min_max") == 0 ? true
+           : last == "dither_calls" || last == "dither_eval_calls";
+}
+}  // namespace
+
 void load_model_weights(const std::string& checkpoint_dir, nn::GPT& model, bool slice_positions) {
     const std::string path = checkpoint_dir + "/model.safetensors";
     data::SafetensorsFile file = data::open_safetensors(path);
@@ -76,6 +85,9 @@ void load_model_weights(const std::string& checkpoint_dir, nn::GPT& model, bool 
             src = src.narrow(0, 0, t.size(0)).contiguous();
         state[name] = src;
     }
+    if (slice_positions)  // weights only: an optical checkpoint's range statistics and counters stay behind
+        for (auto it = in_file.begin(); it != in_file.end();)
+            it = is_optical_state(*it) ? in_file.erase(it) : std::next(it);
     check(missing.empty() && in_file.empty(), "checkpoint",
           fmt::format("{} does not match the model: {} missing{}{}; {} unexpected{}{}", path, missing.size(),
                       missing.empty() ? "" : " (first: ", missing.empty() ? "" : missing.front() + ")",

@@ -25,8 +25,9 @@ data::CheckpointWriteResult save_checkpoint(const std::string& checkpoints_dir, 
                                             const data::CheckpointWriteOptions& options);
 
 // Copies model.safetensors of `checkpoint_dir` into the model's tensors (converting dtype, keeping
-// device). Names must match both ways; with `slice_positions`, a wpe with more rows than the model's
-// is cut to the model's block_size (continuing under a smaller context).
+// device). Names must match both ways; with `slice_positions` (init_from = PATH: weights only), a wpe
+// with more rows than the model's is cut to the model's block_size (continuing under a smaller
+// context) and an optical checkpoint's range statistics and call counters are left out.
 void load_model_weights(const std::string& checkpoint_dir, nn::GPT& model, bool slice_positions = false);
 // The optimizer state of a checkpoint (after load_model_weights), exactly.
 void load_optimizer_state(const std::string& checkpoint_dir, optim::Optimizer& optimizer);

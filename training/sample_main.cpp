@@ -7,6 +7,7 @@
 #include "data/dataset.h"
 #include "data/tokenizer_io.h"
 #include "nn/generate.h"
+#include "nn/optical_transform.h"
 #include "training/checkpointing.h"
 #include "training/train_config.h"
 #include "training/trainer.h"
@@ -89,6 +90,10 @@ int main(int argc, char** argv) {
             model = std::make_unique<nn::GPT>(cfg.model);
         }
         model->to(training::resolve_device(device_name));
+        if (data::verify_checkpoint(dir).value("optical", false)) {  // sample as the optical model it is
+            const nn::OpticalReport r = nn::apply_optical_transform(*model, cfg.optical.plan);
+            fmt::print(stderr, "optical model: {} modules simulated optically\n", r.selected.size());
+        }
         training::load_model_weights(dir, *model);
         o.use_cache = !no_cache;
         o.vocab_limit = tok.vocab_size() < cfg.model.vocab_size ? tok.vocab_size() : 0;

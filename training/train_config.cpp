@@ -2,6 +2,8 @@
 // optimizer config defaults, the legacy-key rejections, and the rules between keys.
 #include "training/train_config.h"
 
+#include "training/optical_phase.h"
+
 #include "core/device.h"
 #include "core/error.h"
 
@@ -843,10 +845,19 @@ TrainConfig train_config_from(const Config& cfg) {
         throw Error(located(cfg, e.what()));
     }
     tc.optical = parse_optical(cfg);
-    if (tc.optical.enabled && tc.optical.start_iter >= tc.schedule.max_iters)
-        throw Error(fmt::format("{}: optical.start_iter = {} is not below schedule.max_iters = {}: the optical phase "
-                                "would never start",
-                                optical_where(cfg, "optical.start_iter"), tc.optical.start_iter, tc.schedule.max_iters));
+    const bool phase_in_run = tc.optical.start_iter < tc.schedule.max_iters;
+    if (tc.optical.enabled && !phase_in_run)  // a run split in parts may stop before its optical phase
+        tc.warnings.push_back(fmt::format("optical.start_iter = {} ({}) is not below schedule.max_iters = {}: this run "
+                                          "ends before the optical phase",
+                                          tc.optical.start_iter, optical_where(cfg, "optical.start_iter"),
+                                          tc.schedule.max_iters));
+    if (const auto phase = optical_schedule(tc); phase && phase_in_run) try {
+            validate(*phase);
+        } catch (const Error& e) {
+            throw Error(fmt::format("the optical phase's schedule (optical.learning_rate and optical.warmup_iters over "
+                                    "[optical.start_iter, schedule.lr_decay_iters]) is invalid: {}",
+                                    e.what()));
+        }
     for (const Config::OpenEntry& e : cfg.open_entries()) tc.origins.emplace(e.name, e.where);
     tc.origins.merge(cfg.origins());
     return tc;

@@ -10,6 +10,7 @@
 #include "optim/sophia.h"
 #include "training/checkpointing.h"
 #include "training/log_format.h"
+#include "training/optical_phase.h"
 #include "training/schedule.h"
 
 #ifdef LUMEN_WITH_CUDA
@@ -157,8 +158,13 @@ void Trainer::build(const std::optional<std::string>& resume_dir) {
     model_->to(device_);
     model_->set_compute_dtype(cfg_.system.dtype);
     model_->set_gate_counting(true);
+    // A resumed optical run is transformed before its weights (and range statistics) are loaded; a
+    // run starting from another checkpoint's weights is transformed after (its layers uncalibrated).
+    const bool resume_optical = resume_dir && data::verify_checkpoint(*resume_dir).value("optical", false);
+    if (resume_optical) go_optical(false);
     if (resume_dir) load_model_weights(*resume_dir, *model_);
     if (cfg_.io.init_from == InitFrom::path) load_model_weights(cfg_.io.init_path, *model_, true);
+    if (!optical_active_ && cfg_.optical.enabled && cfg_.optical.start_iter == 0) go_optical(false);
     optimizer_ = std::make_unique<optim::Optimizer>(optim::make_groups(model_->parameters(), cfg_.optim.groups));
     train_loader_ = std::make_unique<data::DataLoader>(data::open_shards(dataset_, data::Split::train),
                                                        loader_config(cfg_.system.seed, data::Shuffle::yes));
@@ -207,7 +213,7 @@ nlohmann::json Trainer::trainer_state() const {
         {"loader", data::loader_state_to_json(train_loader_->state())},
         {"sparsity_counters", model_->gate_counters(true)},
         {"loss_scale", loss_scale_.item()}, {"clean_steps", clean_steps_.item()},
-        {"world_size", 1}, {"dtype", std::string(dtype_name(cfg_.system.dtype))}};
+        {"world_size", 1}, {"dtype", std::string(dtype_name(cfg_.system.dtype))}, {"optical", optical_active_}};
     if (hessian_loader_) {
         const auto h = hessian_gen_.state();
         j["hessian"] = {{"loader", data::loader_state_to_json(hessian_loader_->state())},
@@ -269,7 +275,8 @@ void Trainer::train_step() {
     } else {
         flags = optim::clip_flags(params, cfg_.optim.grad_clip, loss_sum);
     }
-    optimizer_->step({lr_multiplier(cfg_.schedule, iteration_), flags});
+    const double peak = cfg_.schedule.learning_rate;
+    optimizer_->step({peak > 0 ? run_lr(cfg_, iteration_, optical_active_) / peak : 0.0, flags});
     optimizer_->zero_grad();
     const Tensor bad = element(flags, 1);
     bad_run_ = (bad_run_ + 1.0) * bad;
@@ -372,7 +379,7 @@ void Trainer::log_iteration(double seconds, int64_t iterations) {
     const std::vector<float> flags = last_flags_.to_vector<float>();
     line.grad_norm = flags[2];
     line.time_ms = 1e3 * seconds / double(iterations);
-    line.lr = lr_at(cfg_.schedule, iteration_);
+    line.lr = run_lr(cfg_, iteration_, optical_active_);
     line.tokens_per_s = double(cfg_.tokens_per_step()) * double(iterations) / seconds;
     if (iteration_ - start_iteration_ >= 5)
         line.mfu = mfu(flops_per_token_, cfg_.tokens_per_step() * iterations, seconds, peak_flops_);
@@ -406,6 +413,15 @@ void Trainer::emit(const nlohmann::json& record, const std::string& line) {
     std::ofstream(metrics_path_, std::ios::app) << record.dump() << "\n";
 }
 
+void Trainer::go_optical(bool reset_optimizer) {
+    fmt::print("{}", make_model_optical(*model_, cfg_));
+    optical_active_ = true;
+    if (reset_optimizer && optimizer_) {
+        optimizer_ = std::make_unique<optim::Optimizer>(optim::make_groups(model_->parameters(), cfg_.optim.groups));
+        fmt::print("optimizer state reset for the optical phase (optical.reset_optimizer = true)\n");
+    }
+}
+
 void Trainer::run() {
     const int64_t max_iters = cfg_.schedule.max_iters;
     if (cfg_.eval.eval_only) {
@@ -424,6 +440,10 @@ void Trainer::run() {
             excluded += seconds_since(t);
         }
         if (iteration_ >= max_iters) break;
+        if (!optical_active_ && cfg_.optical.enabled && iteration_ == cfg_.optical.start_iter) {
+            fmt::print("iter {}: entering the optical phase\n", iteration_);
+            go_optical(cfg_.optical.reset_optimizer);
+        }
         train_step();
         ++window_iters;
         if (iteration_ % cfg_.io.log_interval == 0) {

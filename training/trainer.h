@@ -10,7 +10,9 @@
 // every eval_interval and at the end; a log line every log_interval. Nothing in the step reads a
 // device value back: losses, norms, bad-step counts and gate counters are read when a line is
 // printed. Checkpoints are saved at evals (specs/formats.md §7); init_from = resume continues
-// exactly (bit for bit on the CPU).
+// exactly (bit for bit on the CPU). With [optical] enabled the model is transformed at
+// optical.start_iter (after that iteration's eval, before its first micro-batch) and the optical
+// phase's learning rate applies from then on (training/optical_phase.h).
 #pragma once
 
 #include "data/dataset.h"
@@ -43,6 +45,7 @@ public:
 
     const TrainConfig& config() const { return cfg_; }
     nn::GPT& model() { return *model_; }
+    bool optical_active() const { return optical_active_; }
     int64_t iteration() const { return iteration_; }
     Device device() const { return device_; }
     // The JSON lines written to metrics.jsonl so far in this process.
@@ -59,6 +62,9 @@ private:
     double split_loss(data::Split split);
     void log_iteration(double seconds, int64_t iterations);
     void save(double val_loss, bool final_step);
+    // Transforms the model (histogram and energy report printed); with `reset_optimizer` the optimizer
+    // starts afresh (optical.reset_optimizer at start_iter).
+    void go_optical(bool reset_optimizer);
     void emit(const nlohmann::json& record, const std::string& line);
     Tensor on_device(const Tensor& host) const;
     data::LoaderConfig loader_config(uint64_t seed, data::Shuffle shuffle) const;
@@ -72,6 +78,7 @@ private:
     Generator hessian_gen_;
     int64_t iteration_ = 0, start_iteration_ = 0;
     bool interrupted_ = false;
+    bool optical_active_ = false;  // the model has been transformed (specs/optical.md §7.3)
     double best_val_loss_ = 1e30;
     int64_t best_iteration_ = -1;
     int64_t tokens_seen_ = 0;

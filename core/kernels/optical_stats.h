@@ -5,6 +5,7 @@
 // is fine); kernels read and write them in device memory, so no call synchronises with the host.
 //
 //   min_max(out, x):          out = [min, max] over the finite elements of x; [+inf, -inf] when none
+//                             (-0 counts as below +0: both devices compare order keys, below)
 //   quantiles(out, x, a, b):  out = the (a, b) quantiles of the finite elements (§4.1: sorted values,
 //                             pos = a·(n-1) in f64, linear interpolation in f32); [+inf, -inf] if none
 //   range_update(mm, batch, f, g, training): §4.2. batch without finite values (lo > hi): mm unchanged;
@@ -12,7 +13,8 @@
 //                             mm = f·mm + g·batch per component (f32, no FMA); eval: unchanged.
 //   quantize(out, x, range, p): out = Q_det(x; range, p) per element (core/optical_math.h), x any float
 //                             dtype and strides, out contiguous of x's shape in f32, bf16 or f16 (the
-//                             GEMM operand dtype: the f32 level rounded once).
+//                             GEMM operand dtype: the f32 level rounded once); a NaN result is
+//                             stored as the canonical quiet NaN (optical::canonical_nan) everywhere.
 #pragma once
 
 #include "core/dispatch.h"
@@ -47,6 +49,19 @@ LUMEN_HOST_DEVICE float from_order_key(uint32_t key) {
     return v;
 #endif
 }
+// NaN as the one quiet NaN 0x7FC00000 (what the kernels store for a NaN result on every device, so
+// CPU and CUDA outputs agree bit for bit; rounded to bf16 it is 0x7FC0, to f16 0x7E00).
+LUMEN_HOST_DEVICE float canonical_nan(float v) {
+#if defined(__CUDA_ARCH__)
+    return v != v ? __uint_as_float(0x7FC00000u) : v;
+#else
+    const uint32_t quiet = 0x7FC00000u;
+    float nan;
+    memcpy(&nan, &quiet, sizeof nan);
+    return v != v ? nan : v;
+#endif
+}
+
 inline constexpr uint32_t min_identity_key = 0xFF800000u;  // order_key(+inf)
 inline constexpr uint32_t max_identity_key = 0x007FFFFFu;  // order_key(-inf)
 
