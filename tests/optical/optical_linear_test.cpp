@@ -50,7 +50,9 @@ LUMEN_CUDA_TEST("optical linear L2: CUDA within one output step of the CPU on od
                 int64_t differing = 0, beyond = 0;
                 for (size_t i = 0; i < a.size(); ++i) {
                     const double tol = step * 1.001 + std::fabs(a[i]) * (dt == DType::bf16 ? 0.008 : 1e-6);
-                    differing += a[i] != b[i];
+                    // A different level, not last-bit noise: the output range is calibrated from one
+                    // float product, whose GEMM order differs between the devices.
+                    differing += std::fabs(a[i] - b[i]) > 0.5 * step;
                     beyond += std::fabs(a[i] - b[i]) > tol;
                 }
                 INFO("M " << M << " K " << K << " N " << N << " " << dtype_name(dt) << " call " << call);
