@@ -5,8 +5,10 @@
 # backend is built when nvcc and cuBLAS are already present (LUMEN_CUDA=AUTO).
 set -euo pipefail
 
+# python3-doc: the default corpus of ./prepare (Python's documentation sources); gnuplot-nox: the loss
+# curve ./train renders into out_dir/loss.svg
 packages=(cmake g++ make libfmt-dev libcli11-dev doctest-dev nlohmann-json3-dev libgomp1
-          python3-doc)  # python3-doc: the default corpus of ./prepare (Python's documentation sources)
+          python3-doc gnuplot-nox)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -10,6 +10,7 @@
 #include "optim/sophia.h"
 #include "training/checkpointing.h"
 #include "training/log_format.h"
+#include "training/loss_plot.h"
 #include "training/optical_phase.h"
 #include "training/schedule.h"
 
@@ -354,7 +355,16 @@ void Trainer::evaluate(bool save_after) {
         line.sparsity_layers = r.per_layer;
     }
     emit(eval_json(line), format_eval_line(line));
+    plot_losses();
     if (save_after) save(line.val_loss, iteration_ == cfg_.schedule.max_iters);
+}
+
+void Trainer::plot_losses() {
+    std::optional<int64_t> mark;
+    if (cfg_.optical.enabled && cfg_.optical.start_iter > 0) mark = cfg_.optical.start_iter;
+    const LossPlot plot = write_loss_plot(cfg_.io.out_dir, mark, "optical");
+    if (!plot.rendered && !plot_note_printed_) fmt::print("loss plot: {}\n", plot.note);
+    plot_note_printed_ = plot_note_printed_ || !plot.rendered;
 }
 
 void Trainer::save(double val_loss, bool final_step) {

@@ -12,7 +12,8 @@
 // printed. Checkpoints are saved at evals (specs/formats.md §7); init_from = resume continues
 // exactly (bit for bit on the CPU). With [optical] enabled the model is transformed at
 // optical.start_iter (after that iteration's eval, before its first micro-batch) and the optical
-// phase's learning rate applies from then on (training/optical_phase.h).
+// phase's learning rate applies from then on (training/optical_phase.h). After every eval the loss
+// curve is re-rendered into out_dir/loss.svg (training/loss_plot.h).
 #pragma once
 
 #include "data/dataset.h"
@@ -62,6 +63,8 @@ private:
     double split_loss(data::Split split);
     void log_iteration(double seconds, int64_t iterations);
     void save(double val_loss, bool final_step);
+    // out_dir/loss.svg from the metrics so far (training/loss_plot.h); run after every eval.
+    void plot_losses();
     // Transforms the model (histogram and energy report printed); with `reset_optimizer` the optimizer
     // starts afresh (optical.reset_optimizer at start_iter).
     void go_optical(bool reset_optimizer);
@@ -78,7 +81,8 @@ private:
     Generator hessian_gen_;
     int64_t iteration_ = 0, start_iteration_ = 0;
     bool interrupted_ = false;
-    bool optical_active_ = false;  // the model has been transformed (specs/optical.md §7.3)
+    bool optical_active_ = false;     // the model has been transformed (specs/optical.md §7.3)
+    bool plot_note_printed_ = false;  // "gnuplot missing" is said once
     double best_val_loss_ = 1e30;
     int64_t best_iteration_ = -1;
     int64_t tokens_seen_ = 0;

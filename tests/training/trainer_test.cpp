@@ -35,6 +35,8 @@ TEST_CASE("trainer: the loss falls, evals and checkpoints land where the spec sa
     const std::string ck = dir.file("out") + "/checkpoints";
     CHECK(std::filesystem::exists(ck + "/step_00000004/model.safetensors"));
     CHECK(std::filesystem::exists(ck + "/step_00000008/trainer_state.json"));
+    CHECK(std::filesystem::exists(dir.file("out") + "/loss.gp"));  // the loss curve (loss.svg with gnuplot)
+    CHECK(std::filesystem::exists(dir.file("out") + "/loss_eval.dat"));
     CHECK(data::read_checkpoint_pointer(ck, "latest") == "step_00000008");
     CHECK(std::filesystem::exists(dir.file("out") + "/metrics.jsonl"));
     CHECK(std::filesystem::exists(dir.file("out") + "/config.cfg"));
