@@ -64,3 +64,38 @@ TEST_CASE("train, sample: bad input gets a clear error and exit 1") {
     CHECK(lumen::test::read_bytes(dir.file("c.log")).find("no such file or directory") != std::string::npos);
     CHECK(run(fmt::format("{} {} --dataset={}", LUMEN_TRAIN_BIN, dir.file("missing.cfg"), dir.str()), dir.file("d.log")) == 1);
 }
+
+TEST_CASE("train, sample, bench energy: configs/wiggle_optical.cfg goes digital -> optical end to end") {
+    ScratchDir dir("e2e_optical");
+    const std::string data = prepare(dir), out = dir.file("out");
+    const std::string train = fmt::format(
+        "{} {}/configs/wiggle_optical.cfg --dataset={} --out_dir={} --device=cpu --dtype=float32 --n_layer=1 "
+        "--n_head=2 --n_embd=32 --block_size=32 --batch_size=4 --max_iters=12 --lr_decay_iters=12 --warmup_iters=2 "
+        "--optical.start_iter=6 --optical.warmup_iters=2 --eval_interval=6 --eval_iters=2 --log_interval=3",
+        LUMEN_TRAIN_BIN, LUMEN_SOURCE_DIR, data, out);
+    REQUIRE(run(train, dir.file("train.log")) == 0);
+    const std::string log = lumen::test::read_bytes(dir.file("train.log"));
+    INFO(log);
+    CHECK(log.find("iter 6: entering the optical phase") != std::string::npos);
+    CHECK(log.find("optical transform (implied rules): 7 optical modules (1 attention, 6 linear") != std::string::npos);
+    CHECK(log.find("optical energy per token") != std::string::npos);
+    CHECK(log.find("step 12: train loss") != std::string::npos);
+    CHECK(std::filesystem::exists(out + "/loss.gp"));
+
+    const std::string sample = fmt::format("{} --ckpt {} --prompt 'the quick' --max_new_tokens 8 --device cpu",
+                                           LUMEN_SAMPLE_BIN, out);
+    REQUIRE(run(sample, dir.file("sample.log")) == 0);
+    const std::string s = lumen::test::read_bytes(dir.file("sample.log"));
+    INFO(s);
+    CHECK(s.find("optical model: 7 modules simulated optically") != std::string::npos);
+    CHECK(s.find("tokens/s") != std::string::npos);
+
+    const std::string energy = fmt::format("{} energy {}/configs/wiggle_optical.cfg --dataset={}", LUMEN_BENCH_BIN,
+                                           LUMEN_SOURCE_DIR, data);
+    REQUIRE(run(energy, dir.file("energy.log")) == 0);
+    const std::string e = lumen::test::read_bytes(dir.file("energy.log"));
+    INFO(e);
+    // WiggleGPT v2's optical linear MACs per token: 4 · (384·1152 + 384·384 + 384·1536 + 2·1536² + 1536·384).
+    CHECK(e.find("optical MACs          27,526,656") != std::string::npos);
+    CHECK(e.find("linear 25,952,256 in 24 units") != std::string::npos);
+}
