@@ -14,6 +14,16 @@ namespace lumen::training {
 
 namespace {
 
+// The buffers of optical layers (specs/optical.md §4): ranges ("..._min_max") and call counters.
+bool is_optical_range(const std::string& name) {
+    const std::string last = name.substr(name.rfind('.') + 1);
+    return last.size() > 8 && last.compare(last.size() - 8, 8, "_min_max") == 0;
+}
+bool is_optical_state(const std::string& name) {
+    const std::string last = name.substr(name.rfind('.') + 1);
+    return is_optical_range(name) || last == "dither_calls" || last == "dither_eval_calls";
+}
+
 // Σ (t · 0) over floating tensors: finite exactly when every element is (NaN and ±Inf give NaN).
 bool all_finite(const std::vector<Tensor>& tensors) {
     Tensor acc;
@@ -37,7 +47,10 @@ void write_text(const std::string& path, const std::string& text) {
 
 bool state_is_finite(const nn::GPT& model, const optim::Optimizer& optimizer) {
     std::vector<Tensor> tensors;
-    for (auto& [name, t] : model.state_dict()) tensors.push_back(t);
+    // Optical ranges are left out: an uncalibrated one is [+inf, -inf] by definition (a bypassed layer
+    // never calibrates), and the statistics never take in a non-finite value.
+    for (auto& [name, t] : model.state_dict())
+        if (!is_optical_range(name)) tensors.push_back(t);
     for (auto& [name, t] : optimizer.state_dict().tensors) tensors.push_back(t);
     return all_finite(tensors);
 }
@@ -57,15 +70,6 @@ data::CheckpointWriteResult save_checkpoint(const std::string& checkpoints_dir, 
         data::write_trainer_state(tmp, state, {"model.safetensors", "optimizer.safetensors", "config.cfg"});
     }, options);
 }
-
-namespace {
-// The buffers of optical layers (specs/optical.md §4: ranges and call counters), by their last name.
-bool is_optical_state(const std::string& name) {
-    const std::string last = name.substr(name.rfind('.') + 1);
-    return last.size() > 8 && last.compare(last.size() - 8, 8, "_min_max") == 0 ? true
-           : last == "dither_calls" || last == "dither_eval_calls";
-}
-}  // namespace
 
 void load_model_weights(const std::string& checkpoint_dir, nn::GPT& model, bool slice_positions) {
     const std::string path = checkpoint_dir + "/model.safetensors";

@@ -182,8 +182,10 @@ nn::OpticalRule read_rule(const Item& it) {
 
 // Rule keys in order: numbers by value, then other names alphabetically.
 bool rule_key_less(const std::string& a, const std::string& b) {
-    const bool na = !a.empty() && std::all_of(a.begin(), a.end(), ::isdigit);
-    const bool nb = !b.empty() && std::all_of(b.begin(), b.end(), ::isdigit);
+    const auto digits = [](const std::string& t) {
+        return !t.empty() && std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    const bool na = digits(a), nb = digits(b);
     if (na != nb) return na;
     if (na && a.size() != b.size()) return a.size() < b.size();
     return a < b;

@@ -130,6 +130,15 @@ std::optional<std::string> Trainer::reconcile_resume() {
     }
     const double dropout = cfg_.model.dropout;
     cfg_.model = saved.model;
+    // An optical checkpoint is rebuilt with the rules and settings it was trained with.
+    if (saved.optical.enabled) {
+        OpticalConfig theirs, mine;  // the plans alone, as INI text
+        theirs.plan = saved.optical.plan;
+        mine.plan = cfg_.optical.plan;
+        if (optical_ini(theirs) != optical_ini(mine))
+            fmt::print("note: the resumed run keeps the checkpoint's optical rules and settings ({}/config.cfg)\n", dir);
+        cfg_.optical.plan = saved.optical.plan;
+    }
     if (cfg_.origins.count("model.dropout")) cfg_.model.dropout = dropout;
     return dir;
 }
@@ -165,7 +174,9 @@ void Trainer::build(const std::optional<std::string>& resume_dir) {
     if (resume_optical) go_optical(false);
     if (resume_dir) load_model_weights(*resume_dir, *model_);
     if (cfg_.io.init_from == InitFrom::path) load_model_weights(cfg_.io.init_path, *model_, true);
-    if (!optical_active_ && cfg_.optical.enabled && cfg_.optical.start_iter == 0) go_optical(false);
+    // Optical from the start: the run loop transforms after iteration 0's eval (so the first
+    // calibration comes from a training batch, §7.3); an eval-only run is transformed here.
+    if (!optical_active_ && cfg_.optical.enabled && cfg_.eval.eval_only) go_optical(false);
     optimizer_ = std::make_unique<optim::Optimizer>(optim::make_groups(model_->parameters(), cfg_.optim.groups));
     train_loader_ = std::make_unique<data::DataLoader>(data::open_shards(dataset_, data::Split::train),
                                                        loader_config(cfg_.system.seed, data::Shuffle::yes));
@@ -450,7 +461,7 @@ void Trainer::run() {
             excluded += seconds_since(t);
         }
         if (iteration_ >= max_iters) break;
-        if (!optical_active_ && cfg_.optical.enabled && iteration_ == cfg_.optical.start_iter) {
+        if (!optical_active_ && cfg_.optical.enabled && iteration_ >= cfg_.optical.start_iter) {
             fmt::print("iter {}: entering the optical phase\n", iteration_);
             go_optical(cfg_.optical.reset_optimizer);
         }

@@ -93,10 +93,14 @@ LUMEN_CUDA_TEST("optical attention CUDA: A3 forward equals the CPU (S levels, y 
                 CHECK(std::abs(cpu.S[i] - gpu.S[i]) <= s_step * 1.001);
             }
             CHECK(double(s_flips) <= 1e-3 * double(cpu.S.size()));
-            // P's levels can flip between the devices (exp and the softmax sum's order differ in the
-            // last bits). The spec asks for every y within two steps; on the H200 (2026-11-25) the
-            // (1, 2, 1030, 128) f32 case had 10 of 263,680 outputs three steps off (cause not yet
-            // isolated), so the bound here is four steps, and the 99.9 % rule below is the spec's.
+            // P's levels can flip between the devices: S, m and the dither are the same bits, but the
+            // row sum l is not (CUDA's online sum and expf vs the CPU's sequential sum and glibc's expf:
+            // up to 1.5e-6 relative on the H200). S has only 256 levels, so in a long row many keys
+            // share one P value, and when that value sits at a level boundary they all flip together:
+            // y moves by several steps at once. On the H200 (2026-11-25) the (1, 2, 1030, 128) f32
+            // case had 43 of 263,680 outputs more than one step off and 10 three steps off. The spec
+            // asks for all within two; that needs a bit-identical l (a shared exp and a per-level sum),
+            // not done yet. The bound here is four steps; the 99.9 % rule below is the spec's.
             int64_t beyond_two = 0;
             for (size_t i = 0; i < cpu.y.size(); ++i) {
                 const double diff = std::abs(double(cpu.y[i]) - gpu.y[i]), slack = std::abs(cpu.y[i]) * 0.008;
@@ -106,6 +110,13 @@ LUMEN_CUDA_TEST("optical attention CUDA: A3 forward equals the CPU (S levels, y 
             }
             CHECK(double(beyond_two) <= 1e-4 * double(cpu.y.size()));
             CHECK(double(y_off) <= 1e-3 * double(cpu.y.size()));
+            double m_diff = 0, l_rel = 0;
+            for (size_t i = 0; i < cpu.m.size(); ++i) {
+                m_diff = std::max(m_diff, std::abs(double(cpu.m[i]) - gpu.m[i]));
+                l_rel = std::max(l_rel, std::abs(double(cpu.l[i]) - gpu.l[i]) / std::max(1e-30, std::abs(double(cpu.l[i]))));
+            }
+            MESSAGE("S flips " << s_flips << ", y off by > 1 step " << y_off << ", > 2 steps " << beyond_two
+                               << ", max |Δm| " << m_diff << ", max rel |Δl| " << l_rel);
             CHECK(gpu.qk == cpu.qk);   // S accumulators are the same bits
             for (int c = 0; c < 2 && n.B > 0; ++c) CHECK(std::abs(gpu.av[c] - cpu.av[c]) <= 2.0 / 255);
             CHECK_CLOSE(Tensor::from(gpu.m), Tensor::from(cpu.m), test::Tolerance{s_step * p.c.scale * 1.001, 0});

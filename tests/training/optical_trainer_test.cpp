@@ -1,7 +1,7 @@
 // tests/training/optical_trainer_test.cpp: the optical phase in the trainer (specs/optical.md §7.3, §10
 // T3, S5): a tiny optical GPT learns on the CPU; the digital → optical switch at start_iter with its own
-// learning rate; resume bit for bit across and after the switch; weights-only starts leave the layers
-// uncalibrated; the optical phase's schedule.
+// learning rate; resume bit for bit across and after the switch; weights-only starts calibrate on
+// training data; a bypassed module does not block checkpoints; the optical phase's schedule.
 #include "data/checkpoint_dir.h"
 #include "nn/optical_linear.h"
 #include "tests/data/data_test_util.h"
@@ -10,6 +10,7 @@
 #include "training/optical_phase.h"
 
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 using namespace lumen;
@@ -44,10 +45,12 @@ TEST_CASE("optical trainer: a tiny optical GPT learns on the CPU (T3)") {
     make_dataset(dir.str());
     training::Trainer t(config(optical_overrides(dir.str(), dir.file("out")),
                                {"--max_iters=50", "--lr_decay_iters=50", "--eval_interval=25", "--learning_rate=1e-2"}));
+    // Transformed by the loop after iteration 0's eval, so the first calibration is a training batch.
+    CHECK_FALSE(t.optical_active());
+    t.run();
     CHECK(t.optical_active());
     // Per block: attn.c_attn, attn.c_proj, mlp.c_fc, mlp.sparse_gate.gate and .transform, mlp.c_proj.
     CHECK(optical_linears(t.model()) == 2 * 6);
-    t.run();
     const auto iters = of_type(t.metrics(), "iter");
     REQUIRE(iters.size() == 50);
     for (const auto& r : iters) CHECK(std::isfinite(r.at("loss").get<double>()));
@@ -158,16 +161,35 @@ TEST_CASE("optical trainer: init_from = PATH takes weights only; the optical lay
     CHECK(optical_linears(d.model()) == 0);
     d.run();
 
-    // Into an optical run: transformed after loading, so every range is uncalibrated ([+inf, -inf]).
+    // Into an optical run: the weights load into the digital model (the file's ranges left out), the
+    // transform follows after iteration 0's eval, and training calibrates the new layers.
     training::Trainer o(config(optical_overrides(dir.str(), dir.file("optical")), {"--max_iters=2", "--init_from=" + ckpt}));
+    CHECK_FALSE(o.optical_active());
+    o.run();
+    CHECK(o.optical_active());
     int64_t ranges = 0;
     for (const auto& [name, b] : o.model().state_dict())
         if (name.size() > 8 && name.compare(name.size() - 8, 8, "_min_max") == 0) {
-            const auto v = b.to(Device::cpu()).to_vector<double>();
-            CHECK(v[0] == std::numeric_limits<double>::infinity());
-            CHECK(v[1] == -std::numeric_limits<double>::infinity());
+            for (double v : b.to(Device::cpu()).to_vector<double>()) CHECK(std::isfinite(v));
             ++ranges;
         }
     CHECK(ranges > 0);
-    o.run();
+}
+
+TEST_CASE("optical trainer: a bypassed module (never calibrated) does not stop checkpoints") {
+    ScratchDir dir("optical_trainer_bypass");
+    make_dataset(dir.str());
+    training::Trainer t(config(optical_overrides(dir.str(), dir.file("out")),
+                               {"--max_iters=4", "--optical.mine.q_bypass=true",
+                                "--optical.rules.1=blocks\\.0\\.attn -> mine", "--optical.rules.2=default -> fc"}));
+    t.run();
+    CHECK(std::filesystem::exists(dir.file("out") + "/checkpoints/step_00000004/model.safetensors"));
+    const auto v = t.model().state_dict();
+    bool found = false;
+    for (const auto& [name, b] : v)
+        if (name == "blocks.0.attn.qk_min_max") {
+            found = true;
+            CHECK(b.to(Device::cpu()).to_vector<double>()[0] == std::numeric_limits<double>::infinity());
+        }
+    CHECK(found);
 }
