@@ -114,8 +114,10 @@ Tensor optical_causal_attention(const Tensor& q, const Tensor& k, const Tensor& 
         f.av_stat = call.calibrate_av ? f32_pair(device) : Tensor();
         kernels::optical_attention_forward(f, float_pass);
         Tensor qk = ranges.qk, av = ranges.av;
-        if (call.calibrate_qk) kernels::optical_range_update(qk, f.qk_stat, call.smooth_f, call.smooth_g, call.training);
-        if (call.calibrate_av) kernels::optical_range_update(av, f.av_stat, call.smooth_f, call.smooth_g, call.training);
+        // training = false: this only assigns an uncalibrated range (as the linear op's first call does);
+        // the call's own EMA comes after the kernel.
+        if (call.calibrate_qk) kernels::optical_range_update(qk, f.qk_stat, call.smooth_f, call.smooth_g, false);
+        if (call.calibrate_av) kernels::optical_range_update(av, f.av_stat, call.smooth_f, call.smooth_g, false);
     }
 
     // 3. Operands: q without a LUT, k and v (the weight side) with it.
