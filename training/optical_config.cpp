@@ -221,8 +221,13 @@ OpticalConfig parse_optical(const Config& config) {
             read_settings(it, s, "optical." + section);
         }
     }
-    if (c.energy.photons_per_mac && c.energy.photons_per_output)
-        throw Error("optical.energy: set photons_per_mac or photons_per_output, not both");
+    if (c.energy.photons_per_mac && c.energy.photons_per_output) {
+        std::string where;
+        for (const Config::OpenEntry& e : config.open_entries())
+            if (e.name == "optical.energy.photons_per_mac" || e.name == "optical.energy.photons_per_output")
+                where += (where.empty() ? "" : " and ") + e.name + " at " + e.where;
+        throw Error(fmt::format("optical.energy: set photons_per_mac or photons_per_output, not both ({})", where));
+    }
     std::stable_sort(rules.begin(), rules.end(), [](const auto& a, const auto& b) { return rule_key_less(a.first, b.first); });
     for (auto& [key, rule] : rules) {
         if (!rule.settings.empty() && !c.plan.settings.count(rule.settings)) {

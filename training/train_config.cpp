@@ -845,6 +845,8 @@ TrainConfig train_config_from(const Config& cfg) {
         throw Error(located(cfg, e.what()));
     }
     tc.optical = parse_optical(cfg);
+    if (tc.optical.enabled && tc.optical.warmup_iters > 0 && !tc.schedule.decay_lr)
+        tc.warnings.push_back("optical.warmup_iters is ignored: schedule.decay_lr = false keeps the rate constant");
     const bool phase_in_run = tc.optical.start_iter < tc.schedule.max_iters;
     if (tc.optical.enabled && !phase_in_run)  // a run split in parts may stop before its optical phase
         tc.warnings.push_back(fmt::format("optical.start_iter = {} ({}) is not below schedule.max_iters = {}: this run "

@@ -153,7 +153,7 @@ TEST_CASE("optical config: bad keys and values are refused naming the key and th
     CHECK_THROWS_CONTAINING(load(dir, "[optical.rules]\n1 = blocks.*\n"), "expected `PATTERN -> SETTINGS`");
     CHECK_THROWS_CONTAINING(load(dir, "[optical]\nenabled = yes\n"), "optical.enabled = yes: expected true or false");
     CHECK_THROWS_CONTAINING(load(dir, "[optical]\nstart_iters = 3\n"), "did you mean optical.start_iter?");
-    CHECK_THROWS_CONTAINING(load(dir, "[optical.energy]\nphotons_per_mac = 1\nphotons_per_output = 10\n"), "not both");
+    CHECK_THROWS_CONTAINING(load(dir, "[optical.energy]\nphotons_per_mac = 1\nphotons_per_output = 10\n"), "run.cfg:3)");
     CHECK_THROWS_CONTAINING(load(dir, "[optical.energy]\nefficiency = 2\n"), "expected an efficiency in (0, 1]");
     CHECK_THROWS_CONTAINING(load(dir, "[optical.fc]\nq_levels = 8\nq_levels = 9\n"), "given twice");
     CHECK_THROWS_CONTAINING(load(dir, "[optical.a.b]\nq_levels = 8\n"), "one level deep");
@@ -168,6 +168,13 @@ TEST_CASE("optical config: a run that stops before start_iter is warned about; a
     CHECK_THROWS_CONTAINING(load(dir, "max_iters = 5000\nlr_decay_iters = 5000\n[optical]\nenabled = true\n"
                                       "start_iter = 4000\nlearning_rate = 1e-4\nwarmup_iters = 2000\n"),
                             "the optical phase's schedule");
+}
+
+TEST_CASE("optical config: an optical warmup under decay_lr = false is warned about") {
+    const TrainConfig c = load_train_config("", {"--optical.enabled", "--optical.warmup_iters=10", "--decay_lr=false"});
+    bool warned = false;
+    for (const std::string& w : c.warnings) warned = warned || w.find("optical.warmup_iters is ignored") != std::string::npos;
+    CHECK(warned);
 }
 
 TEST_CASE("optical config: ./train --help lists the optical keys") {
