@@ -168,8 +168,9 @@ void Trainer::build(const std::optional<std::string>& resume_dir) {
     model_->to(device_);
     model_->set_compute_dtype(cfg_.system.dtype);
     model_->set_gate_counting(true);
-    // A resumed optical run is transformed before its weights (and range statistics) are loaded; a
-    // run starting from another checkpoint's weights is transformed after (its layers uncalibrated).
+    // A resumed optical run is transformed before its weights (and range statistics) are loaded; any
+    // other run is transformed by the loop at optical.start_iter, after its weights are in (a weights-
+    // only start from an optical checkpoint leaves the file's statistics behind).
     const bool resume_optical = resume_dir && data::verify_checkpoint(*resume_dir).value("optical", false);
     if (resume_optical) go_optical(false);
     if (resume_dir) load_model_weights(*resume_dir, *model_);
