@@ -124,20 +124,9 @@ void optical_output(Tensor& out, Tensor& stats, const Tensor& acc, const Tensor&
                     const std::vector<int64_t>& part_sizes, const optical::QuantParams& p,
                     const optical::OutputDither& dither, const Tensor& bias, optical::OutputStats what) {
     const auto [M, N] = acc.dims<2>();
-    const std::vector<int64_t> ends = optical_part_ends(part_sizes, N, "optical_output");
+    const std::vector<int64_t> ends = check_optical_output(out, stats, acc, ranges, part_sizes, p, bias, what);
     const int P = int(ends.size());
-    check(!p.lut, "optical_output", "the output quantizer has no LUT floor");
-    check(acc.dtype() == DType::f32 && acc.is_contiguous(), "optical_output", "acc must be contiguous f32",
-          {{"acc", acc}});
-    check(out.shape() == acc.shape() && out.is_contiguous(), "optical_output",
-          "out must be contiguous with acc's shape", {{"out", out}, {"acc", acc}});
-    check(ranges.dtype() == DType::f32 && ranges.shape() == Shape{P, 2}, "optical_output",
-          "ranges must be (P, 2) f32, one row per column part", {{"ranges", ranges}});
-    check(!bias.defined() || bias.shape() == Shape{N}, "optical_output", "bias must be (N)", {{"bias", bias}});
     const bool want_stats = what != optical::OutputStats::none;
-    if (want_stats)
-        check(stats.dtype() == DType::f32 && stats.shape() == Shape{int64_t(P), 2} && stats.is_contiguous(),
-              "optical_output", "stats must be (P, 2) contiguous f32", {{"stats", stats}});
     const int device = out.device().index;
     set_device(device);
     cudaStream_t stream = compute_stream(device);

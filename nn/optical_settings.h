@@ -64,4 +64,16 @@ struct EnergyParams {
     double digital_fj_per_mac = 300;
 };
 
+// The optical layers' buffers by dotted name (nn/optical_linear.h, nn/attention.h): range statistics
+// end in "_min_max" (f32 [lo, hi]; [+inf, -inf] while uncalibrated), call counters are
+// "dither_calls" and "dither_eval_calls".
+inline bool is_optical_range_name(const std::string& name) {
+    const std::string last = name.substr(name.rfind('.') + 1);
+    return last.size() > 8 && last.compare(last.size() - 8, 8, "_min_max") == 0;
+}
+inline bool is_optical_state_name(const std::string& name) {
+    const std::string last = name.substr(name.rfind('.') + 1);
+    return is_optical_range_name(name) || last == "dither_calls" || last == "dither_eval_calls";
+}
+
 }  // namespace lumen::nn

@@ -4,6 +4,7 @@
 #include "autograd/ops/ops.h"
 #include "core/error.h"
 #include "data/safetensors.h"
+#include "nn/optical_settings.h"
 
 #include <fmt/format.h>
 
@@ -13,16 +14,6 @@
 namespace lumen::training {
 
 namespace {
-
-// The buffers of optical layers (specs/optical.md §4): ranges ("..._min_max") and call counters.
-bool is_optical_range(const std::string& name) {
-    const std::string last = name.substr(name.rfind('.') + 1);
-    return last.size() > 8 && last.compare(last.size() - 8, 8, "_min_max") == 0;
-}
-bool is_optical_state(const std::string& name) {
-    const std::string last = name.substr(name.rfind('.') + 1);
-    return is_optical_range(name) || last == "dither_calls" || last == "dither_eval_calls";
-}
 
 // Σ (t · 0) over floating tensors: finite exactly when every element is (NaN and ±Inf give NaN).
 bool all_finite(const std::vector<Tensor>& tensors) {
@@ -50,7 +41,7 @@ bool state_is_finite(const nn::GPT& model, const optim::Optimizer& optimizer) {
     // Optical ranges are left out: an uncalibrated one is [+inf, -inf] by definition (a bypassed layer
     // never calibrates), and the statistics never take in a non-finite value.
     for (auto& [name, t] : model.state_dict())
-        if (!is_optical_range(name)) tensors.push_back(t);
+        if (!nn::is_optical_range_name(name)) tensors.push_back(t);
     for (auto& [name, t] : optimizer.state_dict().tensors) tensors.push_back(t);
     return all_finite(tensors);
 }
@@ -91,7 +82,7 @@ void load_model_weights(const std::string& checkpoint_dir, nn::GPT& model, bool 
     }
     if (slice_positions)  // weights only: an optical checkpoint's range statistics and counters stay behind
         for (auto it = in_file.begin(); it != in_file.end();)
-            it = is_optical_state(*it) ? in_file.erase(it) : std::next(it);
+            it = nn::is_optical_state_name(*it) ? in_file.erase(it) : std::next(it);
     check(missing.empty() && in_file.empty(), "checkpoint",
           fmt::format("{} does not match the model: {} missing{}{}; {} unexpected{}{}", path, missing.size(),
                       missing.empty() ? "" : " (first: ", missing.empty() ? "" : missing.front() + ")",

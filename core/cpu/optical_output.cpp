@@ -29,26 +29,37 @@ std::vector<int64_t> optical_part_ends(const std::vector<int64_t>& parts, int64_
     return ends;
 }
 
+std::vector<int64_t> check_optical_output(const Tensor& out, const Tensor& stats, const Tensor& acc,
+                                          const Tensor& ranges, const std::vector<int64_t>& parts,
+                                          const optical::QuantParams& p, const Tensor& bias,
+                                          optical::OutputStats what) {
+    const char* op = "optical_output";
+    check(acc.dim() == 2, op, "acc must be (M, N)", {{"acc", acc}});
+    const int64_t N = acc.size(1);
+    std::vector<int64_t> ends = optical_part_ends(parts, N, op);
+    const int64_t P = int64_t(ends.size());
+    check(!p.lut, op, "the output quantizer has no LUT floor");
+    check(acc.dtype() == DType::f32 && acc.is_contiguous(), op, "acc must be contiguous f32", {{"acc", acc}});
+    check(out.shape() == acc.shape() && out.is_contiguous(), op, "out must be contiguous with acc's shape",
+          {{"out", out}, {"acc", acc}});
+    check(ranges.dtype() == DType::f32 && ranges.shape() == Shape{P, 2}, op,
+          "ranges must be (P, 2) f32, one row per column part", {{"ranges", ranges}});
+    check(!bias.defined() || bias.shape() == Shape{N}, op, "bias must be (N)", {{"bias", bias}});
+    if (what != optical::OutputStats::none)
+        check(stats.dtype() == DType::f32 && stats.shape() == Shape{P, 2} && stats.is_contiguous(), op,
+              "stats must be (P, 2) contiguous f32", {{"stats", stats}});
+    return ends;
+}
+
 namespace cpu {
 
 void optical_output(Tensor& out, Tensor& stats, const Tensor& acc, const Tensor& ranges,
                     const std::vector<int64_t>& parts, const optical::QuantParams& p,
                     const optical::OutputDither& dither, const Tensor& bias, optical::OutputStats what) {
     const auto [M, N] = acc.dims<2>();
-    const std::vector<int64_t> ends = optical_part_ends(parts, N, "optical_output");
+    const std::vector<int64_t> ends = check_optical_output(out, stats, acc, ranges, parts, p, bias, what);
     const int64_t P = int64_t(ends.size());
-    check(!p.lut, "optical_output", "the output quantizer has no LUT floor");
-    check(acc.dtype() == DType::f32 && acc.is_contiguous(), "optical_output", "acc must be contiguous f32",
-          {{"acc", acc}});
-    check(out.shape() == acc.shape() && out.is_contiguous(), "optical_output",
-          "out must be contiguous with acc's shape", {{"out", out}, {"acc", acc}});
-    check(ranges.dtype() == DType::f32 && ranges.shape() == Shape{P, 2}, "optical_output",
-          "ranges must be (P, 2) f32, one row per column part", {{"ranges", ranges}});
-    check(!bias.defined() || bias.shape() == Shape{N}, "optical_output", "bias must be (N)", {{"bias", bias}});
     const bool want_stats = what != optical::OutputStats::none;
-    if (want_stats)
-        check(stats.dtype() == DType::f32 && stats.shape() == Shape{P, 2} && stats.is_contiguous(),
-              "optical_output", "stats must be (P, 2) contiguous f32", {{"stats", stats}});
 
     std::vector<float> lo(static_cast<size_t>(P)), hi(static_cast<size_t>(P));
     const float* r = static_cast<const float*>(ranges.data_ptr());

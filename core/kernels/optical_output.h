@@ -75,5 +75,10 @@ inline void optical_output(Tensor& out, Tensor& stats, const Tensor& acc, const 
 // The column part boundaries of `parts` (sizes) over N: ends[p] = parts[0] + … + parts[p]; one part
 // {N} when parts is empty. Checks the sizes sum to N and the count is at most max_output_parts.
 std::vector<int64_t> optical_part_ends(const std::vector<int64_t>& parts, int64_t N, const char* op);
+// optical_output's argument checks (both devices): returns the part ends.
+std::vector<int64_t> check_optical_output(const Tensor& out, const Tensor& stats, const Tensor& acc,
+                                          const Tensor& ranges, const std::vector<int64_t>& parts,
+                                          const optical::QuantParams& p, const Tensor& bias,
+                                          optical::OutputStats what);
 
 }  // namespace lumen

@@ -77,7 +77,7 @@ TEST_CASE("optical trainer: start_iter switches mid-run, calibrates there, and u
     CHECK(iters[19].at("lr").get<double>() == doctest::Approx(training::lr_at(t.config().schedule, 19)).epsilon(1e-12));
     // Every optical layer calibrated when the switch happened (finite ranges).
     for (const auto& [name, b] : t.model().state_dict())
-        if (name.size() > 8 && name.compare(name.size() - 8, 8, "_min_max") == 0) {
+        if (nn::is_optical_range_name(name)) {
             INFO(name);
             for (double v : b.to(Device::cpu()).to_vector<double>()) CHECK(std::isfinite(v));
         }
@@ -169,7 +169,7 @@ TEST_CASE("optical trainer: init_from = PATH takes weights only; the optical lay
     CHECK(o.optical_active());
     int64_t ranges = 0;
     for (const auto& [name, b] : o.model().state_dict())
-        if (name.size() > 8 && name.compare(name.size() - 8, 8, "_min_max") == 0) {
+        if (nn::is_optical_range_name(name)) {
             for (double v : b.to(Device::cpu()).to_vector<double>()) CHECK(std::isfinite(v));
             ++ranges;
         }
