@@ -1,5 +1,6 @@
 // data/pretokenize.cpp: the GPT-2 split as a scanner over code points. Each step tries the regex's
-// alternatives in order at the current position, as a backtracking regex engine would.
+// alternatives in order at the current position, as a backtracking regex engine would. The digit
+// splits cut the text at \p{N} characters and hand the stretches between them to that scanner.
 #include "data/pretokenize.h"
 
 #include "data/unicode.h"
@@ -50,7 +51,50 @@ size_t contraction_length(std::string_view s, size_t i) {
     return 0;
 }
 
+// Digits, then the GPT-2 regex on each stretch between them: a digit piece is one \p{N}
+// character (`runs` false) or a whole run of them, and the regex leaves such a piece whole.
+void digit_split(std::string_view s, bool runs, std::vector<std::string_view>& pieces) {
+    const size_t n = s.size();
+    size_t start = 0, i = 0;  // s[start, i) holds no digit
+    while (i < n) {
+        Char c = char_at(s, i);
+        if (c.cls != CharClass::number) {
+            i += size_t(c.len);
+            continue;
+        }
+        gpt2_split(s.substr(start, i - start), pieces);
+        size_t end = i + size_t(c.len);
+        while (runs && end < n && (c = char_at(s, end)).cls == CharClass::number) end += size_t(c.len);
+        pieces.push_back(s.substr(i, end - i));
+        start = i = end;
+    }
+    gpt2_split(s.substr(start), pieces);
+}
+
 }  // namespace
+
+std::string_view pretokenizer_name(Pretokenizer p) {
+    switch (p) {
+        case Pretokenizer::gpt2: return "gpt2";
+        case Pretokenizer::digits_gpt2: return "digits+gpt2";
+        case Pretokenizer::digit_runs_gpt2: return "digit_runs+gpt2";
+    }
+    return "?";
+}
+
+std::optional<Pretokenizer> pretokenizer_from_name(std::string_view name) {
+    for (Pretokenizer p : {Pretokenizer::gpt2, Pretokenizer::digits_gpt2, Pretokenizer::digit_runs_gpt2})
+        if (pretokenizer_name(p) == name) return p;
+    return std::nullopt;
+}
+
+void pretokenize(Pretokenizer p, std::string_view text, std::vector<std::string_view>& pieces) {
+    switch (p) {
+        case Pretokenizer::gpt2: return gpt2_split(text, pieces);
+        case Pretokenizer::digits_gpt2: return digit_split(text, false, pieces);
+        case Pretokenizer::digit_runs_gpt2: return digit_split(text, true, pieces);
+    }
+}
 
 void gpt2_split(std::string_view s, std::vector<std::string_view>& pieces) {
     const size_t n = s.size();

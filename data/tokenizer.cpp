@@ -14,9 +14,10 @@ namespace lumen::data {
 
 Tokenizer::Tokenizer(std::vector<std::string> tokens, std::vector<Merge> merges,
                      std::vector<int32_t> special_ids, std::string_view source,
-                     IgnoreMerges ignore_merges)
+                     IgnoreMerges ignore_merges, Pretokenizer pretokenizer)
     : source_(source), tokens_(std::move(tokens)), merges_(std::move(merges)),
-      special_ids_(std::move(special_ids)), can_encode_(true), ignore_merges_(ignore_merges) {
+      special_ids_(std::move(special_ids)), can_encode_(true), ignore_merges_(ignore_merges),
+      pretokenizer_(pretokenizer) {
     const int64_t V = vocab_size();
     if (V == 0) throw Error(fmt::format("{}: the vocabulary is empty", source_));
     if (V > INT32_MAX) throw Error(fmt::format("{}: {} tokens do not fit int32 ids", source_, V));
@@ -153,7 +154,7 @@ void Tokenizer::encode_ordinary(std::string_view text, std::vector<int32_t>& out
                                 "gpt2_tokenizer.bin); load vocab.json + merges.txt or tokenizer.json "
                                 "to encode", source_));
     cache.scratch.clear();
-    gpt2_split(text, cache.scratch);
+    pretokenize(pretokenizer_, text, cache.scratch);
     if (cache.pieces.size() > (size_t(1) << 20)) cache.pieces.clear();  // bound the memory
     for (std::string_view piece : cache.scratch) {
         auto it = cache.pieces.find(piece);

@@ -2,12 +2,15 @@
 //
 // A tokenizer is a table id -> token bytes, merges (left id, right id) in rank order, and special
 // tokens (such as <|endoftext|>) that encode only when asked for and never take part in merges.
-// Encoding splits text with the GPT-2 pre-tokenizer (data/pretokenize.h), maps each byte of a
+// Encoding splits text with the tokenizer's pre-tokenizer (data/pretokenize.h: GPT-2's regex, or
+// SmolLM's digits-then-regex), maps each byte of a
 // piece to its one-byte token, and merges the lowest-ranked adjacent pair, leftmost first, until
 // no pair has a merge. The result of merging (a, b) is the token whose bytes are bytes(a) + bytes(b).
 // Decoding concatenates token bytes: the result is raw bytes, which need not be valid UTF-8 when
 // the ids end inside a character. Loading and saving: data/tokenizer_io.h. Training: data/bpe_train.h.
 #pragma once
+
+#include "data/pretokenize.h"
 
 #include <array>
 #include <cstdint>
@@ -48,7 +51,8 @@ public:
     // start with `source` (a file name, or "tokenizer").
     Tokenizer(std::vector<std::string> tokens, std::vector<Merge> merges,
               std::vector<int32_t> special_ids, std::string_view source = "tokenizer",
-              IgnoreMerges ignore_merges = IgnoreMerges::no);
+              IgnoreMerges ignore_merges = IgnoreMerges::no,
+              Pretokenizer pretokenizer = Pretokenizer::gpt2);
     // A tokenizer that can only decode (llm.c's gpt2_tokenizer.bin has no merges).
     static Tokenizer decode_only(std::vector<std::string> tokens, std::vector<int32_t> special_ids,
                                  std::string_view source);
@@ -56,6 +60,7 @@ public:
     int64_t vocab_size() const { return int64_t(tokens_.size()); }
     bool can_encode() const { return can_encode_; }
     IgnoreMerges ignore_merges() const { return ignore_merges_; }
+    Pretokenizer pretokenizer() const { return pretokenizer_; }
     const std::vector<std::string>& tokens() const { return tokens_; }
     const std::vector<Merge>& merges() const { return merges_; }
     const std::vector<int32_t>& special_ids() const { return special_ids_; }
@@ -86,6 +91,7 @@ private:
     std::array<int32_t, 256> byte_id_{};                                  // -1: no such token
     bool can_encode_ = false;
     IgnoreMerges ignore_merges_ = IgnoreMerges::no;
+    Pretokenizer pretokenizer_ = Pretokenizer::gpt2;
 };
 
 inline uint64_t pair_key(int32_t left, int32_t right) {

@@ -1,7 +1,8 @@
 // data/tokenizer_hf.cpp: Hugging Face byte-level BPE files: vocab.json + merges.txt (GPT-2's own
 // release format) and tokenizer.json (the `tokenizers` library). Both spell tokens in GPT-2's
 // byte-to-unicode alphabet; added tokens (tokenizer.json `added_tokens`, or "<|endoftext|>" in a
-// vocab.json) are raw text and become lumen special tokens.
+// vocab.json) are raw text and become lumen special tokens. tokenizer.json's pre-tokenizer picks
+// lumen's (data/pretokenize.h); settings lumen does not implement are refused with the key named.
 #include "core/error.h"
 #include "data/byte_level.h"
 #include "data/file_io.h"
@@ -36,7 +37,8 @@ json parse(const std::string& path) {
 }
 
 Tokenizer build(const std::string& source, const json& vocab, const std::vector<SpelledMerge>& spelled,
-                const std::vector<Added>& added, IgnoreMerges ignore) {
+                const std::vector<Added>& added, IgnoreMerges ignore,
+                Pretokenizer pretokenizer = Pretokenizer::gpt2) {
     if (!vocab.is_object()) throw Error(fmt::format("{}: the vocabulary must be a JSON object", source));
     std::map<int64_t, std::string> by_id;
     std::map<std::string, int32_t> id_of;
@@ -84,7 +86,8 @@ Tokenizer build(const std::string& source, const json& vocab, const std::vector<
                                     m.where, m.left, m.right));
         merges.push_back({l->second, r->second});
     }
-    return Tokenizer(std::move(tokens), std::move(merges), std::move(special_ids), source, ignore);
+    return Tokenizer(std::move(tokens), std::move(merges), std::move(special_ids), source, ignore,
+                     pretokenizer);
 }
 
 SpelledMerge split_merge(const std::string& line, std::string where) {
@@ -93,6 +96,62 @@ SpelledMerge split_merge(const std::string& line, std::string where) {
         line.find(' ', space + 1) != std::string::npos)
         throw Error(fmt::format("{}: expected two tokens separated by one space, found '{}'", where, line));
     return {line.substr(0, space), line.substr(space + 1), std::move(where)};
+}
+
+// Throws "<path>: <key> = <value> is not supported (lumen reads byte-level BPE: <expected>)".
+struct Refuse {
+    const std::string& path;
+    [[noreturn]] void operator()(const std::string& key, const json& value,
+                                 std::string_view expected) const {
+        throw Error(fmt::format("{}: {} = {} is not supported (lumen reads byte-level BPE: {})", path,
+                                key, value.dump(), expected));
+    }
+};
+
+// obj[key] as a bool: false when absent or null, refused when not a bool.
+bool flag(const json& obj, const char* key, const std::string& where, const Refuse& refuse) {
+    if (!obj.contains(key) || obj[key].is_null()) return false;
+    if (!obj[key].is_boolean()) refuse(where, obj[key], "true or false");
+    return obj[key].get<bool>();
+}
+
+void check_byte_level(const json& b, const std::string& where, const Refuse& refuse) {
+    if (flag(b, "add_prefix_space", where + ".add_prefix_space", refuse))
+        refuse(where + ".add_prefix_space", true, "false");
+    if (b.contains("use_regex") && b["use_regex"] != true) refuse(where + ".use_regex", b["use_regex"], "true");
+}
+
+// `pre_tokenizer`: ByteLevel (GPT-2), or a Sequence of Digits then ByteLevel (SmolLM / cosmo2).
+Pretokenizer read_pretokenizer(const json& pre, const Refuse& refuse) {
+    const auto type_of = [](const json& p) { return p.is_object() ? p.value("type", json()) : p; };
+    if (type_of(pre) == "ByteLevel") {
+        check_byte_level(pre, "pre_tokenizer", refuse);
+        return Pretokenizer::gpt2;
+    }
+    if (type_of(pre) != "Sequence")
+        refuse("pre_tokenizer", type_of(pre), "\"ByteLevel\", or a \"Sequence\" of \"Digits\" and \"ByteLevel\"");
+    const json steps = pre.is_object() ? pre.value("pretokenizers", json()) : json();
+    if (!steps.is_array() || steps.empty() || type_of(steps.back()) != "ByteLevel")
+        refuse("pre_tokenizer.pretokenizers", steps, "a list ending with \"ByteLevel\"");
+    Pretokenizer result = Pretokenizer::gpt2;
+    for (size_t i = 0; i < steps.size(); ++i) {
+        const json& step = steps[i];
+        const std::string where = fmt::format("pre_tokenizer.pretokenizers[{}]", i);
+        if (i + 1 == steps.size()) {
+            check_byte_level(step, where, refuse);
+        } else if (i == 0 && type_of(step) == "Digits") {
+            for (const auto& [key, value] : step.items())
+                if (key != "type" && key != "individual_digits")
+                    refuse(where + "." + key, value, "Digits has only \"individual_digits\"");
+            if (!step.contains("individual_digits") || !step["individual_digits"].is_boolean())
+                refuse(where + ".individual_digits", step.value("individual_digits", json()), "true or false");
+            result = step["individual_digits"].get<bool>() ? Pretokenizer::digits_gpt2
+                                                           : Pretokenizer::digit_runs_gpt2;
+        } else {
+            refuse(where + ".type", type_of(step), "\"Digits\" (first) or \"ByteLevel\" (last)");
+        }
+    }
+    return result;
 }
 
 bool null_or_empty(const json& model, const char* key) {
@@ -121,29 +180,29 @@ Tokenizer load_hf_vocab_merges(const std::string& vocab_json, const std::string&
 
 Tokenizer load_hf_tokenizer_json(const std::string& path) {
     const json j = parse(path);
-    const auto refuse = [&](const std::string& key, const json& value, std::string_view expected) {
-        throw Error(fmt::format("{}: {} = {} is not supported (lumen reads byte-level BPE: {})", path,
-                                key, value.dump(), expected));
-    };
+    const Refuse refuse{path};
     if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
         throw Error(fmt::format("{}: missing key 'model'", path));
     const json& model = j["model"];
     if (model.value("type", "BPE") != "BPE") refuse("model.type", model["type"], "\"BPE\"");
     if (j.contains("normalizer") && !j["normalizer"].is_null())
         refuse("normalizer", j["normalizer"], "null");
-    const json pre = j.value("pre_tokenizer", json());
-    if (!pre.is_object() || pre.value("type", "") != "ByteLevel")
-        refuse("pre_tokenizer", pre.is_object() ? pre.value("type", json()) : pre, "\"ByteLevel\"");
-    if (pre.value("add_prefix_space", false)) refuse("pre_tokenizer.add_prefix_space", true, "false");
-    if (!pre.value("use_regex", true)) refuse("pre_tokenizer.use_regex", false, "true");
+    const Pretokenizer pretokenizer = read_pretokenizer(j.value("pre_tokenizer", json()), refuse);
     if (j.contains("post_processor") && !j["post_processor"].is_null() &&
         (!j["post_processor"].is_object() || j["post_processor"].value("type", "") != "ByteLevel"))
         refuse("post_processor", j["post_processor"], "null or \"ByteLevel\"");
-    if (model.value("byte_fallback", false)) refuse("model.byte_fallback", true, "false");
+    // Another decoder (or none: tokens joined by spaces) would not give back the bytes.
+    const json decoder = j.value("decoder", json());
+    if (!decoder.is_object() || decoder.value("type", "") != "ByteLevel")
+        refuse("decoder", decoder.is_object() ? decoder.value("type", json()) : decoder, "\"ByteLevel\"");
+    if (flag(model, "byte_fallback", "model.byte_fallback", refuse))
+        refuse("model.byte_fallback", true, "false");
     for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
         if (!null_or_empty(model, key)) refuse(std::string("model.") + key, model[key], "null");
     if (model.contains("dropout") && !model["dropout"].is_null())
         refuse("model.dropout", model["dropout"], "null");
+    const IgnoreMerges ignore =
+        flag(model, "ignore_merges", "model.ignore_merges", refuse) ? IgnoreMerges::yes : IgnoreMerges::no;
 
     std::vector<SpelledMerge> merges;
     const json ms = model.value("merges", json::array());
@@ -157,14 +216,23 @@ Tokenizer load_hf_tokenizer_json(const std::string& path) {
             throw Error(fmt::format("{}: expected \"a b\" or [\"a\", \"b\"], found {}", where, ms[i].dump()));
         }
     }
+    // Added tokens are cut out of the text before pre-tokenization (leftmost, then longest), as
+    // lumen does with special tokens; the options that widen a match are not implemented.
     std::vector<Added> added;
-    for (const json& a : j.value("added_tokens", json::array())) {
-        if (!a.contains("id") || !a.contains("content"))
-            throw Error(fmt::format("{}: added_tokens entry {} needs 'id' and 'content'", path, a.dump()));
+    const json added_tokens = j.value("added_tokens", json::array());
+    for (size_t i = 0; i < added_tokens.size(); ++i) {
+        const json& a = added_tokens[i];
+        if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() ||
+            !a.contains("content") || !a["content"].is_string())
+            throw Error(fmt::format("{}: added_tokens[{}] = {} needs an integer 'id' and a string "
+                                    "'content'", path, i, a.dump()));
+        for (const char* key : {"single_word", "lstrip", "rstrip"}) {
+            const std::string where = fmt::format("added_tokens[{}].{}", i, key);
+            if (flag(a, key, where, refuse)) refuse(where, true, "false");
+        }
         added.push_back({a["id"].get<int32_t>(), a["content"].get<std::string>()});
     }
-    const IgnoreMerges ignore = model.value("ignore_merges", false) ? IgnoreMerges::yes : IgnoreMerges::no;
-    return build(path, model.value("vocab", json::object()), merges, added, ignore);
+    return build(path, model.value("vocab", json::object()), merges, added, ignore, pretokenizer);
 }
 
 }  // namespace lumen::data

@@ -8,10 +8,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 namespace lumen::data {
 
@@ -25,7 +27,8 @@ void save_tokenizer(const Tokenizer& t, const std::string& path) {
     for (const std::string& bytes : t.tokens()) tokens.push_back(byte_level_encode(bytes));
     for (const auto& m : t.merges()) merges.push_back({m.left, m.right});
     for (int32_t id : t.special_ids()) specials[t.token_bytes(id)] = id;
-    const json j = {{"format", "lumen-bpe"}, {"version", 1}, {"pretokenizer", "gpt2"},
+    const json j = {{"format", "lumen-bpe"}, {"version", 1},
+                    {"pretokenizer", std::string(pretokenizer_name(t.pretokenizer()))},
                     {"tokens", tokens}, {"merges", merges}, {"special_tokens", specials},
                     {"ignore_merges", t.ignore_merges() == IgnoreMerges::yes}};
     write_file_atomic(path, j.dump() + "\n");
@@ -59,8 +62,11 @@ Tokenizer load_lumen_tokenizer(const std::string& path) {
         throw Error(fmt::format("{}: not a lumen tokenizer (expected \"format\": \"lumen-bpe\")", path));
     if (const int v = get_key<int>(j, path, "version"); v != 1)
         throw Error(fmt::format("{}: version {} is not supported (expected 1)", path, v));
-    if (const auto p = get_key<std::string>(j, path, "pretokenizer"); p != "gpt2")
-        throw Error(fmt::format("{}: pretokenizer '{}' is not supported (expected \"gpt2\")", path, p));
+    const auto pre_name = get_key<std::string>(j, path, "pretokenizer");
+    const std::optional<Pretokenizer> pre = pretokenizer_from_name(pre_name);
+    if (!pre)
+        throw Error(fmt::format("{}: pretokenizer '{}' is not supported (expected \"gpt2\", "
+                                "\"digits+gpt2\" or \"digit_runs+gpt2\")", path, pre_name));
     std::vector<std::string> tokens;
     for (const auto& spelled : get_key<std::vector<std::string>>(j, path, "tokens")) {
         auto bytes = byte_level_decode(spelled);
@@ -78,9 +84,10 @@ Tokenizer load_lumen_tokenizer(const std::string& path) {
             throw Error(fmt::format("{}: special token '{}' does not match token {}", path, text, id));
         special_ids.push_back(id);
     }
+    std::sort(special_ids.begin(), special_ids.end());  // by id, as the other readers give them
     const bool ignore = j.value("ignore_merges", false);
     return Tokenizer(std::move(tokens), std::move(merges), std::move(special_ids), path,
-                     ignore ? IgnoreMerges::yes : IgnoreMerges::no);
+                     ignore ? IgnoreMerges::yes : IgnoreMerges::no, *pre);
 }
 
 Tokenizer load_llmc_tokenizer(const std::string& path) {

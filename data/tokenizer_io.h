@@ -10,10 +10,14 @@
 //
 // Token bytes are written in GPT-2's byte-to-unicode spelling (data/byte_level.h) so the file is
 // valid UTF-8 and readable; a merge's result is the token with the concatenated bytes.
+// "pretokenizer" is a name of data/pretokenize.h: "gpt2", "digits+gpt2" (SmolLM) or
+// "digit_runs+gpt2"; files written before the digit splits existed say "gpt2" and load unchanged.
 //
 // Also read: Hugging Face `vocab.json` + `merges.txt` (GPT-2 style; "<|endoftext|>" is taken as
-// special) and `tokenizer.json` with a BPE model and the ByteLevel pre-tokenizer (no normalizer,
-// add_prefix_space false, GPT-2 regex); anything else in them is refused with the key named. llm.c's
+// special) and `tokenizer.json` with a BPE model (merges as "a b" or ["a", "b"], ignore_merges,
+// byte_fallback false), no normalizer, the ByteLevel decoder, and as pre-tokenizer ByteLevel
+// (add_prefix_space false, GPT-2 regex) alone or in a Sequence after Digits (SmolLM / cosmo2);
+// its added tokens become special tokens. Anything else is refused with the key named. llm.c's
 // `gpt2_tokenizer.bin` (shared/specs/formats.md §5) loads as a decode-only tokenizer and can be
 // written (version 2).
 #pragma once
