@@ -29,7 +29,7 @@ constexpr std::pair<std::string_view, NormKind> norms[] = {{"layernorm", NormKin
 constexpr std::pair<std::string_view, PosKind> positions[] = {
     {"learned", PosKind::learned}, {"rope", PosKind::rope}, {"none", PosKind::none}};
 constexpr std::pair<std::string_view, MlpKind> mlps[] = {
-    {"gelu", MlpKind::gelu}, {"swiglu", MlpKind::swiglu}, {"osc", MlpKind::osc}, {"bio", MlpKind::bio}};
+    {"gelu", MlpKind::gelu}, {"gelu_tanh", MlpKind::gelu_tanh}, {"swiglu", MlpKind::swiglu}, {"osc", MlpKind::osc}, {"bio", MlpKind::bio}};
 constexpr std::pair<std::string_view, RopePairingKind> pairings[] = {
     {"half", RopePairingKind::half}, {"interleaved", RopePairingKind::interleaved}};
 

@@ -14,7 +14,7 @@ namespace lumen::nn {
 
 enum class NormKind { layernorm, rmsnorm };
 enum class PosKind { learned, rope, none };
-enum class MlpKind { gelu, swiglu, osc, bio };
+enum class MlpKind { gelu, gelu_tanh, swiglu, osc, bio };  // gelu: exact (erf); gelu_tanh: GPT-2's gelu_new
 enum class RopePairingKind { half, interleaved };
 
 std::string_view norm_name(NormKind k);

@@ -38,20 +38,23 @@ namespace {
 
 double proj_std(const ModelConfig& c) { return 0.02 / std::sqrt(2.0 * double(c.n_layer)); }
 
-// nanoGPT's MLP: c_proj(gelu(c_fc(x))), exact (erf) GELU.
+// nanoGPT's MLP: c_proj(gelu(c_fc(x))), exact (erf) GELU, or the tanh form (GPT-2's gelu_new,
+// which Hugging Face GPT-2 checkpoints were trained with).
 class GeluMlp : public Mlp {
 public:
-    GeluMlp(const ModelConfig& c, Generator& gen, Generator* dropout_gen) {
+    GeluMlp(const ModelConfig& c, Generator& gen, Generator* dropout_gen) : tanh_form_(c.mlp == MlpKind::gelu_tanh) {
         c_fc_ = register_module("c_fc", std::make_shared<Linear>(c.n_embd, c.hidden(), c.bias, gen));
         c_proj_ = register_module("c_proj", std::make_shared<Linear>(c.hidden(), c.n_embd, c.bias, gen,
                                                                      proj_std(c)));
         dropout_ = register_module("dropout", std::make_shared<Dropout>(c.dropout, dropout_gen));
     }
     Tensor forward(const Tensor& x) override {
-        return dropout_->forward(c_proj_->forward(ops::gelu_exact(c_fc_->forward(x))));
+        const Tensor h = c_fc_->forward(x);  // (B, T, H)
+        return dropout_->forward(c_proj_->forward(tanh_form_ ? ops::gelu(h) : ops::gelu_exact(h)));
     }
 
 private:
+    bool tanh_form_;
     Child<Linear> c_fc_, c_proj_;
     Child<Dropout> dropout_;
 };
@@ -126,7 +129,8 @@ private:
 
 std::shared_ptr<Mlp> make_mlp(const ModelConfig& c, Generator& gen, Generator* dropout_gen) {
     switch (c.mlp) {
-        case MlpKind::gelu: return std::make_shared<GeluMlp>(c, gen, dropout_gen);
+        case MlpKind::gelu:
+        case MlpKind::gelu_tanh: return std::make_shared<GeluMlp>(c, gen, dropout_gen);
         case MlpKind::swiglu: return std::make_shared<SwigluMlp>(c, gen, dropout_gen);
         case MlpKind::osc: return std::make_shared<OscMlp>(c, gen, dropout_gen);
         case MlpKind::bio: return std::make_shared<BioMlp>(c, gen, dropout_gen);

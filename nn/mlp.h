@@ -1,4 +1,4 @@
-// nn/mlp.h: the MLP kinds of a block: gelu (nanoGPT), swiglu (Llama), osc (WiggleGPT v3) and bio
+// nn/mlp.h: the MLP kinds of a block: gelu and gelu_tanh (nanoGPT, GPT-2), swiglu (Llama), osc (WiggleGPT v3) and bio
 // (WiggleGPT v2), and the oscillating activation they share. specs/wiggle.md §§1–3.
 //
 // Parameter names follow WiggleGPT: osc `mlp.activation.{omega,phi,baseline}`; bio
