@@ -68,6 +68,9 @@ Tensor GPT::hidden(const Tensor& idx, std::vector<KVCache>* caches, int64_t pos0
         Block& block = *blocks_[l];
         KVCache* cache = caches ? &(*caches)[l] : nullptr;
         if (config_.gradient_checkpointing && training() && !cache && autograd::grad_enabled()) {
+            // NOTE: a checkpoint records only when an input requires grad; with a frozen embedding (LoRA)
+            // the first block's input does not, and the trainable parameters inside would get no gradient
+            if (!x.requires_grad()) x = x.detach().requires_grad_(true);
             x = autograd::checkpoint([&block](const std::vector<Tensor>& in) { return block.forward(in[0]); },
                                      {x}, {&dropout_gen_});
         } else {

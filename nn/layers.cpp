@@ -33,7 +33,8 @@ Linear::Linear(Adopt, const Linear& digital) : in_(digital.in_), out_(digital.ou
         const bool trainable = p.tensor.requires_grad();
         Tensor t = register_parameter(p.name, p.tensor, p.role, p.row_parts);
         t.set_requires_grad(trainable);
-        (p.name == "weight" ? weight_ : bias_) = t;
+        if (p.name == "weight") weight_ = t;
+        else if (p.name == "bias") bias_ = t;  // others (a LoraLinear's lora_A, lora_B) are kept under their names
     }
 }
 

@@ -43,7 +43,8 @@ public:
 
 protected:
     // Adopts `digital`'s weight and bias tensors (the same handles, no copy), registered with the
-    // same roles and row_parts and their requires_grad kept: the optical transform's subclass.
+    // same roles and row_parts and their requires_grad kept: the optical transform's subclass and
+    // LoraLinear. Any other parameter of `digital` (a LoraLinear's lora_A, lora_B) is registered too.
     struct Adopt {};
     Linear(Adopt, const Linear& digital);
 

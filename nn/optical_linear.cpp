@@ -4,6 +4,7 @@
 #include "nn/optical_linear.h"
 
 #include "autograd/checkpoint.h"
+#include "autograd/ops/elementwise.h"
 #include "autograd/ops/optical_linear.h"
 #include "core/kernels/elementwise.h"
 
@@ -42,6 +43,14 @@ void check_settings(const OpticalSettings& s, const std::string& name) {
 OpticalLinear::OpticalLinear(const Linear& digital, const OpticalSettings& settings, std::string name)
     : Linear(Adopt{}, digital), settings_(settings), name_(std::move(name)) {
     check_settings(settings_, name_);
+    if (const auto* lora = dynamic_cast<const LoraLinear*>(&digital)) {
+        check(lora->dropout() == 0, kOp,
+              fmt::format("{}: lora.dropout = {} cannot apply to an optical layer, which quantizes the "
+                          "merged weight W + scale·B·A (no place for dropout on the adapter's input); set "
+                          "lora.dropout = 0",
+                          name_, lora->dropout()));
+        lora_ = lora->adapter();  // the same tensors the Adopt constructor registered as lora_A, lora_B
+    }
     for (const Parameter& p : parameters())
         if (p.name == "weight") row_parts_ = p.row_parts;
     if (row_parts_.empty()) row_parts_ = {out_};
@@ -75,7 +84,10 @@ void OpticalLinear::on_state_loaded() {
 }
 
 Tensor OpticalLinear::forward(const Tensor& x) {
-    if (settings_.q_bypass) return Linear::forward(x);  // the digital path: no statistics, no counters
+    if (settings_.q_bypass)  // the digital path: no statistics, no counters
+        return lora_ ? Linear::forward(x) + lora_delta(x, *lora_) : Linear::forward(x);
+    // With LoRA: the merged weight W + scale·B·A (out, in), recorded so that A and B get gradients.
+    const Tensor weight = lora_ ? lora_merge(weight_, *lora_) : weight_;
     // NOTE: Module::to(dtype) converts floating buffers too; the ranges are f32 by contract (§6 row 9).
     for (Tensor* t : {&x_mm_, &w_mm_, &out_mm_})
         if (t->dtype() != DType::f32) assign_in_place(*t, t->to(DType::f32));
@@ -119,7 +131,7 @@ Tensor OpticalLinear::forward(const Tensor& x) {
         call.training = s.training;
         call.update_ranges = false;
         call.dither = dither_for(s.n);
-        return ops::optical_linear(x, weight_, bias_, call);
+        return ops::optical_linear(x, weight, bias_, call);
     }
 
     const bool train = training();
@@ -132,7 +144,7 @@ Tensor OpticalLinear::forward(const Tensor& x) {
     call.dither = dither_for(n);
     ops::OpticalLinearRanges used;
     if (checkpoint_forward) call.used = &used;
-    Tensor y = ops::optical_linear(x, weight_, bias_, call);
+    Tensor y = ops::optical_linear(x, weight, bias_, call);
 
     if (checkpoint_forward) {
         snapshots_[checkpoint_call].push_back({used.x, used.w, used.out, n, train});

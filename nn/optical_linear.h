@@ -12,6 +12,13 @@
 // never read back) and whether the output ranges are calibrated; load_state_dict re-reads both from
 // the loaded buffers (on_state_loaded, one synchronisation at load time).
 //
+// LoRA (specs/optical.md §1): built from a LoraLinear (nn/lora.h), the layer keeps its adapter, the
+// same lora_A and lora_B tensors under the same names, still trainable, and quantizes the merged
+// weight W + scale·B·A, composed from autograd ops so that A and B get the straight-through
+// gradient (W stays frozen); w_min_max measures the merged weight. With q_bypass the layer computes
+// the LoraLinear's digital form. The merged form has no place for dropout on the adapter's input,
+// so a LoraLinear with lora.dropout > 0 is refused (with an error naming lora.dropout).
+//
 // Activation checkpointing: a call inside a checkpoint's first forward saves copies of the ranges it
 // quantized with and its dither counter value under the checkpoint call's id
 // (autograd::checkpoint_call_id); the recompute in backward takes them back (first in, first out per
@@ -20,10 +27,12 @@
 #pragma once
 
 #include "nn/layers.h"
+#include "nn/lora.h"
 #include "nn/optical_settings.h"
 
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 
 namespace lumen::nn {
@@ -47,6 +56,8 @@ public:
     int64_t dither_eval_calls() const { return eval_calls_; }
     bool out_calibrated() const { return out_calibrated_; }
     uint32_t dither_stream() const { return stream_; }      // FNV-1a-32 of the name
+    // The LoRA adapter adopted from a LoraLinear, or nullptr.
+    const LoraAdapter* lora() const { return lora_ ? &*lora_ : nullptr; }
     // Checkpointed calls whose recompute has not run yet.
     size_t pending_recomputes() const;
 
@@ -65,6 +76,7 @@ private:
     std::string name_;
     std::vector<int64_t> row_parts_;  // the weight's row parts, one entry when unfused
     uint32_t stream_;
+    std::optional<LoraAdapter> lora_;
     Tensor x_mm_, w_mm_, out_mm_, calls_buf_, eval_calls_buf_;
     int64_t calls_ = 0, eval_calls_ = 0;
     bool out_calibrated_ = false;

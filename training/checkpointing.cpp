@@ -83,6 +83,13 @@ void load_model_weights(const std::string& checkpoint_dir, nn::GPT& model, bool 
     if (slice_positions)  // weights only: an optical checkpoint's range statistics and counters stay behind
         for (auto it = in_file.begin(); it != in_file.end();)
             it = nn::is_optical_state_name(*it) ? in_file.erase(it) : std::next(it);
+    if (slice_positions)
+        for (const std::string& name : in_file)
+            check(!name.ends_with(".lora_A") && !name.ends_with(".lora_B"), "checkpoint",
+                  fmt::format("{} holds LoRA adapters ({}): a weights-only start (init_from = PATH) takes plain weights; "
+                              "export the run with merged adapters (--export_hf DIR --merge_lora) and start from hf:DIR, "
+                              "or continue it with init_from = resume",
+                              path, name));
     check(missing.empty() && in_file.empty(), "checkpoint",
           fmt::format("{} does not match the model: {} missing{}{}; {} unexpected{}{}", path, missing.size(),
                       missing.empty() ? "" : " (first: ", missing.empty() ? "" : missing.front() + ")",

@@ -252,12 +252,12 @@ Key& Schema::add(Key key) {
                                            [&](const auto& s) { return s.first == section; });
     if (section.empty() || !known_section)
         throw Error(fmt::format("config schema: {} is not in a registered section", key.name));
-    if (by_full_.count(key.name) || by_bare_.count(bare))
+    if (by_full_.count(key.name) || (!key.dotted_only && by_bare_.count(bare)))
         throw Error(fmt::format("config schema: {} is registered twice (bare name {})", key.name, bare));
     if (!value_fits(key, key.default_value) && !key.default_fn)
         throw Error(fmt::format("config schema: {}'s default has the wrong type", key.name));
     by_full_.emplace(key.name, keys_.size());
-    by_bare_.emplace(bare, keys_.size());
+    if (!key.dotted_only) by_bare_.emplace(bare, keys_.size());
     keys_.push_back(std::move(key));
     return keys_.back();
 }

@@ -46,6 +46,7 @@ struct Key {
     std::function<std::string(const Value&)> check;       // the value alone: ranges, formats
     std::function<Value(const Config&)> default_fn;       // a default that depends on other keys (may throw)
     std::function<std::string(const Config&)> inactive;   // why this config does not read the key ("" = read)
+    bool dotted_only = false;  // reached only as section.key (its bare name belongs to another key: lora.dropout)
 
     std::string bare() const;     // "key"
     std::string section() const;  // "section"
@@ -55,7 +56,8 @@ struct Key {
 class Schema {
 public:
     void add_section(std::string name, std::string help);
-    // Registers a key in an existing section; bare names must be unique across sections.
+    // Registers a key in an existing section; bare names must be unique across sections (a
+    // dotted_only key has none).
     Key& add(Key key);
     // A legacy or unsupported name, bare ("use_rope") or dotted: any key written with it, bare or
     // under any section, is an error with `message` (which names the lumen equivalent).

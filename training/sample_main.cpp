@@ -9,6 +9,7 @@
 #include "nn/generate.h"
 #include "nn/optical_transform.h"
 #include "training/checkpointing.h"
+#include "training/finetune.h"
 #include "training/train_config.h"
 #include "training/trainer.h"
 
@@ -89,6 +90,7 @@ int main(int argc, char** argv) {
             nn::NoInitGuard no_init;
             model = std::make_unique<nn::GPT>(cfg.model);
         }
+        if (cfg.lora.enabled()) training::apply_run_lora(cfg, *model);  // the adapters are in the checkpoint
         model->to(training::resolve_device(device_name));
         if (data::verify_checkpoint(dir).value("optical", false)) {  // sample as the optical model it is
             const nn::OpticalReport r = nn::apply_optical_transform(*model, cfg.optical.plan);

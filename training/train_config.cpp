@@ -80,6 +80,20 @@ void add_io_eval_data(Registry& r) {
         r.bindings["io.max_bad_steps"] = field<int64_t>([](auto& c) -> auto& { return c.io.max_bad_steps; });
     }
 
+    r.schema.add(make("io.export_hf", KeyType::string, io.export_hf,
+                      "a directory: at the end of the run, write the model there as a Hugging Face folder "
+                      "(config.json + model.safetensors, GPT-2 or Llama architecture); empty = none"));
+    r.bindings["io.export_hf"] = field<std::string>([](auto& c) -> auto& { return c.io.export_hf; });
+    {
+        Key k = make("io.merge_lora", KeyType::boolean, io.merge_lora,
+                     "export_hf of a LoRA run: write W + (B·A)·alpha/r as each adapted layer's weight");
+        k.inactive = [](const Config& c) {
+            return c.get_string("io.export_hf").empty() ? std::string("read only when io.export_hf is set") : std::string();
+        };
+        r.schema.add(std::move(k));
+        r.bindings["io.merge_lora"] = field<bool>([](auto& c) -> auto& { return c.io.merge_lora; });
+    }
+
     const EvalConfig ev;
     r.schema.add_section("eval", "evaluation on train and val");
     {
@@ -204,8 +218,8 @@ void add_model(Registry& r) {
     }
     {
         Key k = make("model.mlp", KeyType::choice, std::string(nn::mlp_name(m.mlp)),
-                     "MLP: gelu, bio (WiggleGPT v2), osc (v3) or swiglu");
-        k.choices = {"gelu", "bio", "osc", "swiglu"};
+                     "MLP: gelu (exact erf), gelu_tanh (GPT-2's gelu_new), bio (WiggleGPT v2), osc (v3) or swiglu");
+        k.choices = {"gelu", "gelu_tanh", "bio", "osc", "swiglu"};
         r.schema.add(std::move(k));
         r.bindings["model.mlp"] =
             choice_field<nn::MlpKind>([](auto& c) -> auto& { return c.model.mlp; }, nn::mlp_name, nn::parse_mlp);
@@ -374,7 +388,7 @@ void add_system(Registry& r) {
 }
 
 void add_rejections(Schema& s) {
-    s.reject("use_bio_mlp", "use model.mlp = gelu | bio | osc | swiglu (use_bio_mlp = True meant bio in WiggleGPT v2 "
+    s.reject("use_bio_mlp", "use model.mlp = gelu | gelu_tanh | bio | osc | swiglu (use_bio_mlp = True meant bio in WiggleGPT v2 "
                             "and the optimized trainer, osc in v3)");
     s.reject("bio_compartments", "it was unused in the reference; lumen has no equivalent, delete the line");
     s.reject("use_rmsnorm", "use model.norm = layernorm | rmsnorm");
@@ -404,6 +418,7 @@ const Registry& registry() {
         add_schedule(reg);
         add_optim_keys(reg);
         add_system(reg);
+        add_lora_keys(reg);
         add_rejections(reg.schema);
         for (const Key& k : reg.schema.keys())
             if (!reg.bindings.count(k.name)) throw Error(fmt::format("train config: {} has no binding", k.name));
@@ -516,6 +531,9 @@ TrainConfig train_config_from(const Config& cfg) {
     } catch (const Error& e) {
         throw Error(located(cfg, e.what()));
     }
+    if (!tc.io.export_hf.empty() && tc.lora.enabled() && !tc.io.merge_lora)
+        throw Error(located(cfg, "io.export_hf of a run with lora.r > 0 needs io.merge_lora = true (--merge_lora): a "
+                                 "Hugging Face folder holds plain weights, so the adapters are merged into them"));
     tc.optical = parse_optical(cfg);
     if (tc.optical.enabled && tc.optical.warmup_iters > 0 && !tc.schedule.decay_lr)
         tc.warnings.push_back("optical.warmup_iters is ignored: schedule.decay_lr = false keeps the rate constant");

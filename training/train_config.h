@@ -6,7 +6,7 @@
 //   for (const std::string& w : c.warnings) fmt::print("warning: {}\n", w);
 //   fmt::print("{}", resolved_ini(c));     // printed at start and saved in out_dir
 //
-// Sections: [io] [eval] [data] [model] [schedule] [optim] [system] [optical*]. Optimizer hyper-parameters default
+// Sections: [io] [eval] [data] [model] [schedule] [optim] [system] [lora] [optical*]. Optimizer hyper-parameters default
 // to the optimizer's config defaults (specs/optimizers.md), so `optimizer = lion` alone is a sensible
 // run: schedule.learning_rate is 6e-4 for adamw but 1e-4 for lion, and an sgd config must set it.
 // Keys the chosen optimizer (or model) does not read are errors when set (`rho` under adamw, `rope_theta`
@@ -18,6 +18,7 @@
 #include "core/dtype.h"
 #include "data/loader.h"
 #include "nn/config.h"
+#include "nn/lora.h"
 #include "optim/groups.h"
 #include "optim/optimizer.h"
 #include "training/config.h"
@@ -41,6 +42,17 @@ struct IoConfig {
     std::string init_path;     // init_from = path: the checkpoint directory; hf: the Hugging Face dir
     int64_t keep_last = 3;     // checkpoints kept besides the best
     int64_t max_bad_steps = 20;  // stop after this many non-finite steps in a row
+    std::string export_hf;       // "" = none; else a Hugging Face folder written at the end of the run
+    bool merge_lora = false;     // export_hf of a LoRA run: merge the adapters into the weights
+};
+
+// LoRA fine-tuning (nn/lora.h): r = 0 is off.
+struct LoraConfig {
+    int64_t r = 0;
+    double alpha = 32;
+    double dropout = 0;
+    std::string targets = nn::kLoraDefaultTargets;  // every Linear in the blocks
+    bool enabled() const { return r > 0; }
 };
 
 struct EvalConfig {
@@ -81,6 +93,7 @@ struct TrainConfig {
     OptimConfig optim;
     SystemConfig system;
     OpticalConfig optical;     // [optical*] (training/optical_config.h)
+    LoraConfig lora;
 
     std::vector<std::string> warnings;           // print them at start
     std::map<std::string, std::string> origins;  // keys set explicitly: full name -> "file:line" / "command line '...'"

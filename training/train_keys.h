@@ -97,5 +97,7 @@ std::string per_kind_default_text(const Key& key, const OptimField& f);
 
 // [optim]: the optimizer and every optimizer's keys (training/train_keys_optim.cpp).
 void add_optim_keys(Registry& r);
+// [lora]: the LoRA adapters (training/train_keys_lora.cpp).
+void add_lora_keys(Registry& r);
 
 }  // namespace lumen::training::keys

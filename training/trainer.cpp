@@ -9,6 +9,7 @@
 #include "optim/groups.h"
 #include "optim/sophia.h"
 #include "training/checkpointing.h"
+#include "training/finetune.h"
 #include "training/log_format.h"
 #include "training/loss_plot.h"
 #include "training/optical_phase.h"
@@ -28,7 +29,6 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <sstream>
 
 namespace lumen::training {
 
@@ -64,20 +64,6 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 // The scalar element i of a small device tensor, as a (1,) view.
 Tensor element(const Tensor& t, int64_t i) { return t.narrow(0, i, 1); }
 
-// key -> value of the [model] section of a resolved config.
-std::map<std::string, std::string> model_keys(const TrainConfig& c) {
-    std::map<std::string, std::string> out;
-    std::istringstream in(resolved_ini(c));
-    std::string line, section;
-    while (std::getline(in, line)) {
-        if (line.starts_with("[")) section = line.substr(1, line.find(']') - 1);
-        const size_t eq = line.find(" = ");
-        if (section != "model" || line.starts_with("#") || eq == std::string::npos) continue;
-        out[line.substr(0, eq)] = line.substr(eq + 3);
-    }
-    return out;
-}
-
 // A (1,) f32 device scalar.
 Tensor device_scalar(double v, Device d) { return Tensor::full({1}, v, DType::f32, d); }
 
@@ -95,12 +81,20 @@ Device resolve_device(const std::string& key) {
 Trainer::Trainer(TrainConfig config)
     : cfg_(std::move(config)), device_(resolve_device(cfg_.system.device)), hessian_gen_(cfg_.system.seed, kHessianStream) {
     dataset_ = data::read_dataset_info(cfg_.data.dataset);
+    if (cfg_.io.init_from == InitFrom::hf) {
+        hf_ = std::make_unique<nn::HfModel>(adopt_hf_architecture(cfg_));
+        check(dataset_.vocab_size <= cfg_.model.vocab_size, "train",
+              fmt::format("{} has a vocabulary of {} tokens, more than the model's {} ({}/config.json): the dataset was "
+                          "not tokenized with this model's tokenizer",
+                          cfg_.data.dataset, dataset_.vocab_size, cfg_.model.vocab_size, hf_->dir));
+    }
     if (cfg_.model.vocab_size == 0) {  // auto: the dataset's vocabulary, padded to a multiple of 64
         check(dataset_.vocab_size > 0, "train",
               fmt::format("model.vocab_size = auto, but {} records no vocab_size", cfg_.data.dataset));
         cfg_.model.vocab_size = (dataset_.vocab_size + 63) / 64 * 64;
     }
     nn::validate(cfg_.model);
+    check_exportable(cfg_);
     checkpoints_dir_ = cfg_.io.out_dir + "/checkpoints";
     fs::create_directories(checkpoints_dir_);
     metrics_path_ = cfg_.io.out_dir + "/metrics.jsonl";
@@ -140,6 +134,7 @@ std::optional<std::string> Trainer::reconcile_resume() {
         cfg_.optical.plan = saved.optical.plan;
     }
     if (cfg_.origins.count("model.dropout")) cfg_.model.dropout = dropout;
+    cfg_.lora = saved.lora;  // the adapters are part of the checkpoint's model
     return dir;
 }
 
@@ -159,22 +154,25 @@ data::LoaderConfig Trainer::loader_config(uint64_t seed, data::Shuffle shuffle) 
 }
 
 void Trainer::build(const std::optional<std::string>& resume_dir) {
-    check(cfg_.io.init_from != InitFrom::hf, "train", "io.init_from = hf:DIR: Hugging Face import is not built yet (issue 10)");
+    // Weights come in on the CPU, in this order: a Hugging Face folder or a checkpoint's weights
+    // (init_from = PATH), then the LoRA adapters (fresh, or about to be loaded by a resume), then the
+    // move to the device; a resumed optical run is transformed before its weights (and range
+    // statistics) are loaded; any other run is transformed by the loop at optical.start_iter, after its
+    // weights are in (a weights-only start from an optical checkpoint leaves the file's statistics behind).
     {
         std::optional<nn::NoInitGuard> no_init;  // weights about to be loaded: skip the random draws
-        if (resume_dir || cfg_.io.init_from == InitFrom::path) no_init.emplace();
+        if (resume_dir || cfg_.io.init_from != InitFrom::scratch) no_init.emplace();
         model_ = std::make_unique<nn::GPT>(cfg_.model);
     }
+    if (hf_) nn::load_hf_weights(*hf_, *model_);
+    if (cfg_.io.init_from == InitFrom::path) load_model_weights(cfg_.io.init_path, *model_, true);
+    if (cfg_.lora.enabled()) lora_modules_ = apply_run_lora(cfg_, *model_);
     model_->to(device_);
     model_->set_compute_dtype(cfg_.system.dtype);
     model_->set_gate_counting(true);
-    // A resumed optical run is transformed before its weights (and range statistics) are loaded; any
-    // other run is transformed by the loop at optical.start_iter, after its weights are in (a weights-
-    // only start from an optical checkpoint leaves the file's statistics behind).
     const bool resume_optical = resume_dir && data::verify_checkpoint(*resume_dir).value("optical", false);
     if (resume_optical) go_optical(false);
     if (resume_dir) load_model_weights(*resume_dir, *model_);
-    if (cfg_.io.init_from == InitFrom::path) load_model_weights(cfg_.io.init_path, *model_, true);
     // Optical from the start: the run loop transforms after iteration 0's eval (so the first
     // calibration comes from a training batch, §7.3); an eval-only run is transformed here.
     if (!optical_active_ && cfg_.optical.enabled && cfg_.eval.eval_only) go_optical(false);
@@ -212,6 +210,8 @@ void Trainer::build(const std::optional<std::string>& resume_dir) {
     fmt::print("tokens per iteration will be: {}\n", fmt::group_digits(cfg_.tokens_per_step()));
     fmt::print("number of parameters: {:.2f}M\n", double(reported) / 1e6);
     for (const std::string& line : optimizer_->report()) fmt::print("{}\n", line);
+    if (cfg_.lora.enabled())
+        for (const std::string& line : lora_report(*model_, *optimizer_, lora_modules_)) fmt::print("{}\n", line);
     if (peak_flops_ <= 0) fmt::print("mfu: no peak known for this device and dtype (set system.peak_tflops)\n");
 }
 
@@ -448,6 +448,7 @@ void Trainer::run() {
     const int64_t max_iters = cfg_.schedule.max_iters;
     if (cfg_.eval.eval_only) {
         evaluate(false);
+        if (!cfg_.io.export_hf.empty()) export_run(cfg_, *model_);
         return;
     }
     StopOnSignals signals;
@@ -493,6 +494,7 @@ void Trainer::run() {
         }
     }
     if (hook_seconds_ > 0) fmt::print("sophia hessian hook: {:.1f}s in all\n", hook_seconds_);
+    if (!cfg_.io.export_hf.empty()) export_run(cfg_, *model_);
 }
 
 }  // namespace lumen::training

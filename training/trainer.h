@@ -19,6 +19,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "nn/gpt.h"
+#include "nn/hf_model.h"
 #include "optim/optimizer.h"
 #include "training/train_config.h"
 
@@ -75,6 +76,8 @@ private:
     TrainConfig cfg_;
     Device device_;
     data::DatasetInfo dataset_;
+    std::unique_ptr<nn::HfModel> hf_;          // init_from = hf:DIR
+    std::vector<std::string> lora_modules_;    // the modules with LoRA adapters
     std::unique_ptr<nn::GPT> model_;
     std::unique_ptr<optim::Optimizer> optimizer_;
     std::unique_ptr<data::DataLoader> train_loader_, hessian_loader_;

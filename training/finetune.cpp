@@ -1,0 +1,101 @@
+// training/finetune.cpp: Hugging Face starts, LoRA adapters and Hugging Face export for ./train
+// (training/finetune.h).
+#include "training/finetune.h"
+
+#include "core/error.h"
+#include "nn/lora.h"
+
+#include <fmt/format.h>
+
+#include <set>
+#include <sstream>
+
+namespace lumen::training {
+
+std::map<std::string, std::string> model_keys(const TrainConfig& c) {
+    std::map<std::string, std::string> out;
+    std::istringstream in(resolved_ini(c));
+    std::string line, section;
+    while (std::getline(in, line)) {
+        if (line.starts_with("[")) section = line.substr(1, line.find(']') - 1);
+        const size_t eq = line.find(" = ");
+        if (section != "model" || line.starts_with("#") || eq == std::string::npos) continue;
+        out[line.substr(0, eq)] = line.substr(eq + 3);
+    }
+    return out;
+}
+
+nn::HfModel adopt_hf_architecture(TrainConfig& cfg) {
+    nn::HfModel hf = nn::read_hf_config(cfg.io.init_path);
+    TrainConfig theirs = cfg;
+    theirs.model = hf.config;
+    const auto mine = model_keys(cfg), file = model_keys(theirs);
+    const std::set<std::string> the_runs = {"dropout", "gradient_checkpointing", "init_seed", "block_size"};
+    std::vector<std::string> conflicts;
+    for (const auto& [key, value] : mine) {
+        if (the_runs.count(key) || !cfg.origins.count("model." + key)) continue;
+        auto it = file.find(key);
+        if (it == file.end() || it->second != value)
+            conflicts.push_back(fmt::format("model.{} = {} ({}) but {}/config.json gives {}", key, value,
+                                            cfg.origins.at("model." + key), hf.dir, it == file.end() ? "(not read)" : it->second));
+    }
+    check(conflicts.empty(), "train",
+          fmt::format("io.init_from = hf:{}: the model comes from the checkpoint; remove or fix these keys:\n  {}", hf.dir,
+                      fmt::join(conflicts, "\n  ")));
+    nn::ModelConfig m = hf.config;
+    if (cfg.origins.count("model.block_size")) {
+        check(cfg.model.block_size <= m.block_size, "train",
+              fmt::format("model.block_size = {} ({}) exceeds the checkpoint's context {} ({}/config.json)",
+                          cfg.model.block_size, cfg.origins.at("model.block_size"), m.block_size, hf.dir));
+        m.block_size = cfg.model.block_size;
+    }
+    m.dropout = cfg.model.dropout;
+    m.gradient_checkpointing = cfg.model.gradient_checkpointing;
+    m.init_seed = cfg.model.init_seed;
+    nn::validate(m);
+    cfg.model = m;
+    return hf;
+}
+
+std::vector<std::string> apply_run_lora(const TrainConfig& cfg, nn::GPT& model) {
+    nn::LoraSettings s;
+    s.r = cfg.lora.r;
+    s.alpha = cfg.lora.alpha;
+    s.dropout = cfg.lora.dropout;
+    s.targets = cfg.lora.targets;
+    s.seed = cfg.model.init_seed;
+    return nn::apply_lora(model, s).modules;
+}
+
+std::vector<std::string> lora_report(const nn::GPT& model, const optim::Optimizer& optimizer,
+                                     const std::vector<std::string>& modules) {
+    int64_t trainable = 0, frozen = 0;
+    for (const nn::Parameter& p : model.parameters()) (p.tensor.requires_grad() ? trainable : frozen) += p.tensor.numel();
+    const double state_per_param = trainable > 0 ? double(optimizer.state_bytes()) / double(trainable) : 0.0;
+    const double saved = double(frozen) * (4.0 + state_per_param);  // an f32 gradient + the optimizer's state
+    return {fmt::format("lora: {} modules adapted ({}{}), trainable {} parameters ({:.3f}% of {})", modules.size(),
+                        modules.empty() ? "" : modules.front(), modules.size() > 1 ? ", ..." : "",
+                        fmt::group_digits(trainable), 100.0 * double(trainable) / double(trainable + frozen),
+                        fmt::group_digits(trainable + frozen)),
+            fmt::format("lora: {} frozen parameters have no gradient and no optimizer state: {:.1f} MiB saved "
+                        "(4 B gradient + {:.2f} B state per parameter)",
+                        fmt::group_digits(frozen), saved / double(1 << 20), state_per_param)};
+}
+
+void check_exportable(const TrainConfig& cfg) {
+    if (cfg.io.export_hf.empty()) return;
+    try {
+        (void)nn::hf_arch_for(cfg.model);
+    } catch (const Error& e) {
+        throw Error(fmt::format("io.export_hf = {}: {}", cfg.io.export_hf, e.what()));
+    }
+}
+
+void export_run(const TrainConfig& cfg, const nn::GPT& model) {
+    const std::vector<nn::NamedTensor> state = cfg.lora.enabled() ? nn::merged_state_dict(model) : model.state_dict();
+    nn::export_hf(cfg.model, state, cfg.io.export_hf);
+    fmt::print("exported a Hugging Face {} folder to {}{}\n", nn::hf_arch_name(nn::hf_arch_for(cfg.model)),
+               cfg.io.export_hf, cfg.lora.enabled() ? " (LoRA adapters merged)" : "");
+}
+
+}  // namespace lumen::training
