@@ -233,7 +233,10 @@ std::string format_value(const Key& key, const Value& value) {
                 return v ? "true" : "false";
             } else if constexpr (std::is_same_v<T, std::string>) {
                 if (key.type == KeyType::choice) return v;
-                const char quote = v.find('"') == std::string::npos ? '"' : '\'';
+                // Single quotes are literal in every CLI11; newer ones read escapes inside double
+                // quotes, which would break a regex such as lora.targets = 'blocks\.\d+\..*'.
+                const bool literal = v.find('"') != std::string::npos || v.find('\\') != std::string::npos;
+                const char quote = literal ? '\'' : '"';
                 return quote + v + quote;
             } else {
                 return fmt::format("{}", v);  // reals: the shortest text that reads back exactly
