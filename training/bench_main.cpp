@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "nn/layers.h"
+#include "training/finetune.h"
 #include "training/optical_phase.h"
 #include "training/train_config.h"
 
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
         if (energy->parsed()) {
             for (const std::string& extra : energy->remaining()) energy_overrides.push_back(extra);
             training::TrainConfig c = training::load_train_config(energy_config, energy_overrides);
+            if (c.io.init_from == training::InitFrom::hf) training::adopt_hf_architecture(c);  // the folder's model
             if (c.model.vocab_size == 0) {  // auto: as ./train resolves it (padded to a multiple of 64)
                 const int64_t v = data::read_dataset_info(c.data.dataset).vocab_size;
                 check(v > 0, "bench energy", fmt::format("model.vocab_size = auto, but {} records no vocab_size", c.data.dataset));

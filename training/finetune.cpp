@@ -5,8 +5,12 @@
 #include "core/error.h"
 #include "nn/lora.h"
 
+#include <nlohmann/json.hpp>
+
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -33,7 +37,7 @@ nn::HfModel adopt_hf_architecture(TrainConfig& cfg) {
     const std::set<std::string> the_runs = {"dropout", "gradient_checkpointing", "init_seed", "block_size"};
     std::vector<std::string> conflicts;
     for (const auto& [key, value] : mine) {
-        if (the_runs.count(key) || !cfg.origins.count("model." + key)) continue;
+        if (the_runs.count(key) || !cfg.origins.count("model." + key) || value == "auto") continue;  // auto: the file's
         auto it = file.find(key);
         if (it == file.end() || it->second != value)
             conflicts.push_back(fmt::format("model.{} = {} ({}) but {}/config.json gives {}", key, value,
@@ -47,6 +51,9 @@ nn::HfModel adopt_hf_architecture(TrainConfig& cfg) {
         check(cfg.model.block_size <= m.block_size, "train",
               fmt::format("model.block_size = {} ({}) exceeds the checkpoint's context {} ({}/config.json)",
                           cfg.model.block_size, cfg.origins.at("model.block_size"), m.block_size, hf.dir));
+        if (cfg.model.block_size < m.block_size && !cfg.io.export_hf.empty() && hf.arch == nn::HfArch::gpt2)
+            fmt::print("note: io.export_hf will record n_positions = {}: GPT-2's position rows from {} on (of {}) are "
+                       "cropped with model.block_size\n", cfg.model.block_size, cfg.model.block_size, m.block_size);
         m.block_size = cfg.model.block_size;
     }
     m.dropout = cfg.model.dropout;
@@ -91,11 +98,38 @@ void check_exportable(const TrainConfig& cfg) {
     }
 }
 
-void export_run(const TrainConfig& cfg, const nn::GPT& model) {
+namespace {
+
+// What a Hugging Face folder carries besides the weights: the source's tokenizer and generation files
+// (copied when the export lacks them) and its special-token ids and, for Llama (RoPE has no table),
+// its context length, written into the exported config.json.
+void carry_hf_side_files(const nn::HfModel& source, const std::string& dir) {
+    namespace fs = std::filesystem;
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                             "merges.txt", "generation_config.json"}) {
+        const fs::path from = fs::path(source.dir) / name, to = fs::path(dir) / name;
+        if (fs::exists(from) && !fs::exists(to)) fs::copy_file(from, to);
+    }
+    std::ifstream src_in(fs::path(source.dir) / "config.json"), dst_in(fs::path(dir) / "config.json");
+    nlohmann::json src = nlohmann::json::parse(src_in), dst = nlohmann::json::parse(dst_in);
+    for (const char* key : {"bos_token_id", "eos_token_id", "pad_token_id"})
+        if (src.contains(key)) dst[key] = src[key];
+    if (source.arch == nn::HfArch::llama && src.contains("max_position_embeddings"))
+        dst["max_position_embeddings"] = src["max_position_embeddings"];
+    const fs::path tmp = fs::path(dir) / "config.json.tmp";
+    std::ofstream(tmp) << dst.dump(2) << "\n";
+    fs::rename(tmp, fs::path(dir) / "config.json");
+}
+
+}  // namespace
+
+void export_run(const TrainConfig& cfg, const nn::GPT& model, const nn::HfModel* source) {
     const std::vector<nn::NamedTensor> state = cfg.lora.enabled() ? nn::merged_state_dict(model) : model.state_dict();
     nn::export_hf(cfg.model, state, cfg.io.export_hf);
-    fmt::print("exported a Hugging Face {} folder to {}{}\n", nn::hf_arch_name(nn::hf_arch_for(cfg.model)),
-               cfg.io.export_hf, cfg.lora.enabled() ? " (LoRA adapters merged)" : "");
+    if (source) carry_hf_side_files(*source, cfg.io.export_hf);
+    fmt::print("exported a Hugging Face {} folder to {}{}{}\n", nn::hf_arch_name(nn::hf_arch_for(cfg.model)),
+               cfg.io.export_hf, cfg.lora.enabled() ? " (LoRA adapters merged)" : "",
+               source ? fmt::format("; tokenizer files and special-token ids from {}", source->dir) : "");
 }
 
 }  // namespace lumen::training

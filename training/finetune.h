@@ -36,7 +36,9 @@ std::vector<std::string> apply_run_lora(const TrainConfig& cfg, nn::GPT& model);
 // Refuses, before training, an io.export_hf the model's architecture cannot be written as.
 void check_exportable(const TrainConfig& cfg);
 
-// Writes io.export_hf from `model` (merging LoRA adapters when io.merge_lora).
-void export_run(const TrainConfig& cfg, const nn::GPT& model);
+// Writes io.export_hf from `model` (merging LoRA adapters when io.merge_lora). With `source` (the
+// init_from = hf:DIR folder) the export also gets its tokenizer and generation files (when it lacks
+// them), its bos/eos/pad ids and, for Llama, its max_position_embeddings.
+void export_run(const TrainConfig& cfg, const nn::GPT& model, const nn::HfModel* source);
 
 }  // namespace lumen::training

@@ -535,6 +535,9 @@ TrainConfig train_config_from(const Config& cfg) {
         throw Error(located(cfg, "io.export_hf of a run with lora.r > 0 needs io.merge_lora = true (--merge_lora): a "
                                  "Hugging Face folder holds plain weights, so the adapters are merged into them"));
     tc.optical = parse_optical(cfg);
+    if (tc.lora.enabled() && tc.lora.dropout > 0 && tc.optical.enabled)
+        throw Error(located(cfg, "lora.dropout must be 0 with [optical] enabled: an optical layer quantizes the merged "
+                                 "weight W + (B·A)·alpha/r, which has no place for dropout on the adapter's input"));
     if (tc.optical.enabled && tc.optical.warmup_iters > 0 && !tc.schedule.decay_lr)
         tc.warnings.push_back("optical.warmup_iters is ignored: schedule.decay_lr = false keeps the rate constant");
     const bool phase_in_run = tc.optical.start_iter < tc.schedule.max_iters;

@@ -94,14 +94,15 @@ Trainer::Trainer(TrainConfig config)
         cfg_.model.vocab_size = (dataset_.vocab_size + 63) / 64 * 64;
     }
     nn::validate(cfg_.model);
-    check_exportable(cfg_);
     checkpoints_dir_ = cfg_.io.out_dir + "/checkpoints";
     fs::create_directories(checkpoints_dir_);
     metrics_path_ = cfg_.io.out_dir + "/metrics.jsonl";
     for (const std::string& w : cfg_.warnings) fmt::print("warning: {}\n", w);
     for (const std::string& name : data::remove_checkpoint_leftovers(checkpoints_dir_))
         fmt::print("removed leftover {}/{}\n", checkpoints_dir_, name);
-    build(reconcile_resume());
+    const std::optional<std::string> resume_dir = reconcile_resume();
+    check_exportable(cfg_);  // against the model this run trains (a resumed run's is the checkpoint's)
+    build(resume_dir);
 }
 
 Trainer::~Trainer() = default;
@@ -134,7 +135,16 @@ std::optional<std::string> Trainer::reconcile_resume() {
         cfg_.optical.plan = saved.optical.plan;
     }
     if (cfg_.origins.count("model.dropout")) cfg_.model.dropout = dropout;
-    cfg_.lora = saved.lora;  // the adapters are part of the checkpoint's model
+    // The adapters are part of the checkpoint's model; lora.dropout alone is the run's.
+    const LoraConfig mine_lora = cfg_.lora;
+    cfg_.lora = saved.lora;
+    const bool same_adapters = mine_lora.r == saved.lora.r && mine_lora.alpha == saved.lora.alpha &&
+                               mine_lora.targets == saved.lora.targets;
+    for (const char* key : {"lora.r", "lora.alpha", "lora.targets"})
+        if (cfg_.origins.count(key) && !same_adapters)
+            throw Error(fmt::format("train: {} ({}) conflicts with the checkpoint's LoRA settings in {}/config.cfg: a "
+                                    "resumed run keeps its adapters", key, cfg_.origins.at(key), dir));
+    if (cfg_.origins.count("lora.dropout")) cfg_.lora.dropout = mine_lora.dropout;
     return dir;
 }
 
@@ -448,7 +458,7 @@ void Trainer::run() {
     const int64_t max_iters = cfg_.schedule.max_iters;
     if (cfg_.eval.eval_only) {
         evaluate(false);
-        if (!cfg_.io.export_hf.empty()) export_run(cfg_, *model_);
+        if (!cfg_.io.export_hf.empty()) export_run(cfg_, *model_, hf_.get());
         return;
     }
     StopOnSignals signals;
@@ -494,7 +504,7 @@ void Trainer::run() {
         }
     }
     if (hook_seconds_ > 0) fmt::print("sophia hessian hook: {:.1f}s in all\n", hook_seconds_);
-    if (!cfg_.io.export_hf.empty()) export_run(cfg_, *model_);
+    if (!cfg_.io.export_hf.empty()) export_run(cfg_, *model_, hf_.get());
 }
 
 }  // namespace lumen::training

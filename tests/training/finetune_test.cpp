@@ -1,7 +1,8 @@
 // tests/training/finetune_test.cpp: ./train around a pretrained model (training/finetune.h) on the
 // CPU: init_from = hf:DIR takes the folder's architecture and weights (the golden fixtures, written by
 // transformers); conflicting [model] keys are refused; LoRA trains only the adapters, resumes bit for
-// bit and exports merged (the export computes the LoRA model's logits); an unmerged export is refused.
+// bit and exports merged (the export computes the LoRA model's logits and carries the source's side
+// files); an unmerged export is refused.
 #include "autograd/ops/ops.h"
 #include "core/error.h"
 #include "nn/hf_model.h"
@@ -11,6 +12,7 @@
 #include "training/trainer.h"
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 using namespace lumen;
@@ -79,7 +81,8 @@ TEST_CASE("finetune: [model] keys that contradict the Hugging Face config are re
                          doctest::Contains("model.norm = layernorm"), Error);
     CHECK_THROWS_WITH_AS(training::Trainer(config(hf_overrides(dir, "c", "llama"), {"--block_size=128"})),
                          doctest::Contains("exceeds the checkpoint's context 64"), Error);
-    // The run's own keys are not the checkpoint's business.
+    // `auto` agrees with the file's value; the run's own keys are not the checkpoint's business.
+    CHECK_NOTHROW(training::Trainer(config(hf_overrides(dir, "e", "llama"), {"--vocab_size=auto", "--max_iters=0"})));
     CHECK_NOTHROW(training::Trainer(config(hf_overrides(dir, "d", "llama"), {"--dropout=0.1", "--max_iters=0"})));
 }
 
@@ -107,6 +110,15 @@ TEST_CASE("finetune: LoRA trains only the adapters, and the merged export comput
     CHECK(adapters == 2 * 2 * 5);  // 2 layers × (c_attn, c_proj, c_gate, c_fc, mlp.c_proj) × (A, B)
 
     REQUIRE(std::filesystem::exists(exported + "/config.json"));
+    // The source folder's side files and ids travel with the export; Llama keeps its context (64, not 16).
+    CHECK(std::filesystem::exists(exported + "/generation_config.json"));
+    {
+        std::ifstream in(exported + "/config.json");
+        const nlohmann::json j = nlohmann::json::parse(in);
+        CHECK(j.at("bos_token_id") == 1);
+        CHECK(j.at("eos_token_id") == 2);
+        CHECK(j.at("max_position_embeddings") == 64);
+    }
     auto merged = nn::load_hf_model(exported);
     t.model().eval();
     merged->eval();
@@ -144,6 +156,9 @@ TEST_CASE("finetune: a LoRA run resumes bit for bit") {
     }
     training::Trainer second(config(split_cfg, {"--init_from=resume"}));
     CHECK(second.iteration() == 2);
+    // Other adapters than the checkpoint's are refused on resume, naming the key.
+    CHECK_THROWS_WITH_AS(training::Trainer(config(split_cfg, {"--init_from=resume", "--lora.r=8"})),
+                         doctest::Contains("lora.r"), Error);
     second.run();
     const auto a = state_of(straight.model()), b = state_of(second.model());
     REQUIRE(a.size() == b.size());
@@ -153,11 +168,13 @@ TEST_CASE("finetune: a LoRA run resumes bit for bit") {
     }
 }
 
-TEST_CASE("finetune: export_hf of a LoRA run needs merge_lora; an architecture transformers lacks is refused early") {
+TEST_CASE("finetune: export_hf of a LoRA run needs merge_lora; LoRA dropout is refused with optical layers; an architecture transformers lacks is refused early") {
     ScratchDir dir("finetune_export_rules");
     make_dataset(dir.str());
     CHECK_THROWS_WITH_AS(config(hf_overrides(dir, "a", "llama"), {"--lora.r=4", "--export_hf=" + dir.file("x")}),
                          doctest::Contains("io.merge_lora = true"), Error);
+    CHECK_THROWS_WITH_AS(config(hf_overrides(dir, "a", "llama"), {"--lora.r=4", "--lora.dropout=0.1", "--optical.enabled=true"}),
+                         doctest::Contains("lora.dropout must be 0"), Error);
     auto scratch = tiny_overrides(dir.str(), dir.file("b"));  // mlp = bio: no transformers equivalent
     CHECK_THROWS_WITH_AS(training::Trainer(config(scratch, {"--export_hf=" + dir.file("y")})),
                          doctest::Contains("io.export_hf"), Error);
