@@ -123,9 +123,26 @@ void carry_hf_side_files(const nn::HfModel& source, const std::string& dir) {
 
 }  // namespace
 
-void export_run(const TrainConfig& cfg, const nn::GPT& model, const nn::HfModel* source) {
-    const std::vector<nn::NamedTensor> state = cfg.lora.enabled() ? nn::merged_state_dict(model) : model.state_dict();
-    nn::export_hf(cfg.model, state, cfg.io.export_hf);
+int64_t frozen_matmul_parameters(const nn::GPT& model) {
+    int64_t n = 0;
+    for (const nn::Parameter& p : model.parameters()) {
+        const bool excluded = p.name == "wpe.weight" || (p.name == "wte.weight" && !model.config().tie_embeddings);
+        if (!p.tensor.requires_grad() && !excluded) n += p.tensor.numel();
+    }
+    return n;
+}
+
+void export_run(const TrainConfig& cfg, const nn::GPT& model, const nn::HfModel* source, int64_t data_vocab) {
+    std::vector<nn::NamedTensor> state = cfg.lora.enabled() ? nn::merged_state_dict(model) : model.state_dict();
+    nn::ModelConfig c = cfg.model;
+    const bool unpad = !source && data_vocab > 0 && data_vocab < c.vocab_size;
+    if (unpad) {  // the padded rows were never a token
+        for (auto& [name, t] : state)
+            if (name == "wte.weight" || name == "lm_head.weight") t = t.narrow(0, 0, data_vocab).contiguous();  // (V, C)
+        c.vocab_size = data_vocab;
+    }
+    nn::export_hf(c, state, cfg.io.export_hf);
+    if (unpad) fmt::print("export: vocabulary written unpadded, {} of the model's {} rows\n", data_vocab, cfg.model.vocab_size);
     if (source) carry_hf_side_files(*source, cfg.io.export_hf);
     fmt::print("exported a Hugging Face {} folder to {}{}{}\n", nn::hf_arch_name(nn::hf_arch_for(cfg.model)),
                cfg.io.export_hf, cfg.lora.enabled() ? " (LoRA adapters merged)" : "",

@@ -36,9 +36,16 @@ std::vector<std::string> apply_run_lora(const TrainConfig& cfg, nn::GPT& model);
 // Refuses, before training, an io.export_hf the model's architecture cannot be written as.
 void check_exportable(const TrainConfig& cfg);
 
+// Frozen parameters whose weight gradient a LoRA step skips, as MFU counts them (6N): every frozen
+// parameter but the position table and an untied input embedding. The step costs 2 FLOPs per token less
+// for each.
+int64_t frozen_matmul_parameters(const nn::GPT& model);
+
 // Writes io.export_hf from `model` (merging LoRA adapters when io.merge_lora). With `source` (the
 // init_from = hf:DIR folder) the export also gets its tokenizer and generation files (when it lacks
-// them), its bos/eos/pad ids and, for Llama, its max_position_embeddings.
-void export_run(const TrainConfig& cfg, const nn::GPT& model, const nn::HfModel* source);
+// them), its bos/eos/pad ids and, for Llama, its max_position_embeddings. A model whose vocabulary was
+// padded beyond the dataset's (`vocab_size = auto`) is written unpadded: `data_vocab` rows of wte and
+// lm_head (formats.md §8.1).
+void export_run(const TrainConfig& cfg, const nn::GPT& model, const nn::HfModel* source, int64_t data_vocab);
 
 }  // namespace lumen::training

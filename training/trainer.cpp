@@ -208,6 +208,7 @@ void Trainer::build(const std::optional<std::string>& resume_dir) {
     const int64_t reported = model_->num_parameters_reported();
     const int64_t input_embedding = cfg_.model.tie_embeddings ? 0 : cfg_.model.vocab_size * cfg_.model.n_embd;
     flops_per_token_ = flops_per_token(cfg_.model, reported, input_embedding);
+    if (cfg_.lora.enabled()) flops_per_token_ -= 2.0 * double(frozen_matmul_parameters(*model_));  // no weight gradients
     peak_flops_ = cfg_.system.peak_tflops * 1e12;
 #ifdef LUMEN_WITH_CUDA
     if (peak_flops_ <= 0 && device_.is_cuda() && cfg_.system.dtype != DType::f32)
@@ -458,7 +459,7 @@ void Trainer::run() {
     const int64_t max_iters = cfg_.schedule.max_iters;
     if (cfg_.eval.eval_only) {
         evaluate(false);
-        if (!cfg_.io.export_hf.empty()) export_run(cfg_, *model_, hf_.get());
+        if (!cfg_.io.export_hf.empty()) export_run(cfg_, *model_, hf_.get(), dataset_.vocab_size);
         return;
     }
     StopOnSignals signals;
@@ -504,7 +505,7 @@ void Trainer::run() {
         }
     }
     if (hook_seconds_ > 0) fmt::print("sophia hessian hook: {:.1f}s in all\n", hook_seconds_);
-    if (!cfg_.io.export_hf.empty()) export_run(cfg_, *model_, hf_.get());
+    if (!cfg_.io.export_hf.empty()) export_run(cfg_, *model_, hf_.get(), dataset_.vocab_size);
 }
 
 }  // namespace lumen::training

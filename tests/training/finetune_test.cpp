@@ -5,6 +5,8 @@
 // files); an unmerged export is refused.
 #include "autograd/ops/ops.h"
 #include "core/error.h"
+#include "data/dataset.h"
+#include "data/shard.h"
 #include "nn/hf_model.h"
 #include "tests/data/data_test_util.h"
 #include "tests/harness.h"
@@ -178,4 +180,42 @@ TEST_CASE("finetune: export_hf of a LoRA run needs merge_lora; LoRA dropout is r
     auto scratch = tiny_overrides(dir.str(), dir.file("b"));  // mlp = bio: no transformers equivalent
     CHECK_THROWS_WITH_AS(training::Trainer(config(scratch, {"--export_hf=" + dir.file("y")})),
                          doctest::Contains("io.export_hf"), Error);
+}
+
+TEST_CASE("finetune: a scratch run's padded vocabulary is exported unpadded, with the same logits") {
+    ScratchDir dir("finetune_unpad");
+    std::vector<uint32_t> tokens(6000);
+    for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = uint32_t((7 * i + i / 13) % 50);  // ids < 50
+    data::write_shard(dir.file("train_000000.bin"), std::span(tokens).first(5000), data::TokenFormat::llmc_u16);
+    data::write_shard(dir.file("val_000000.bin"), std::span(tokens).subspan(5000), data::TokenFormat::llmc_u16);
+    data::DatasetInfo info;
+    info.dir = dir.str();
+    info.vocab_size = 50;  // the model pads it to 64
+    info.eot_id = 49;
+    info.train_pattern = "train_*.bin";
+    info.val_pattern = "val_*.bin";
+    info.train_tokens = 5000;
+    info.val_tokens = 1000;
+    data::write_dataset_info(info);
+    const std::string exported = dir.file("exported");
+    training::Trainer t(config({"--dataset=" + dir.str(), "--out_dir=" + dir.file("out"), "--n_layer=1", "--n_head=2",
+                                "--n_embd=16", "--block_size=16", "--batch_size=2", "--gradient_accumulation_steps=1",
+                                "--max_iters=2", "--eval_interval=2", "--eval_iters=1", "--dtype=float32", "--device=cpu",
+                                "--warmup_iters=0", "--lr_decay_iters=2", "--learning_rate=1e-2",
+                                "--mlp=gelu_tanh", "--bias=true", "--export_hf=" + exported},
+                               {}));
+    REQUIRE(t.model().config().vocab_size == 64);
+    t.run();
+    auto back = nn::load_hf_model(exported);
+    REQUIRE(back->config().vocab_size == 50);
+    t.model().eval();
+    back->eval();
+    autograd::NoGradGuard no_grad;
+    std::vector<int64_t> ids(16);
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = int64_t((5 * i + 1) % 50);
+    const Tensor x = Tensor::from(ids, {1, 16});
+    const Tensor want = t.model().forward(x).narrow(2, 0, 50).contiguous();  // (1, 16, 50) of (1, 16, 64)
+    const std::vector<float> a = want.to_vector<float>(), b = back->forward(x).to_vector<float>();
+    REQUIRE(a.size() == b.size());
+    for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == doctest::Approx(b[i]).epsilon(1e-5));
 }
