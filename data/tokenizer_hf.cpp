@@ -217,7 +217,8 @@ Tokenizer load_hf_tokenizer_json(const std::string& path) {
         }
     }
     // Added tokens are cut out of the text before pre-tokenization (leftmost, then longest), as
-    // lumen does with special tokens; the options that widen a match are not implemented.
+    // lumen does with special tokens; one asking for a wider match (lstrip, rstrip, single_word) is
+    // refused below.
     std::vector<Added> added;
     const json added_tokens = j.value("added_tokens", json::array());
     for (size_t i = 0; i < added_tokens.size(); ++i) {

@@ -15,7 +15,7 @@ steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(golden bigdata build tests parity finetune suite sanitize)
 status=0
 parity=/tmp/hf_parity
-files='*tests/golden/*,*tests/nn/hf_model_test.cpp,*tests/nn/lora_test.cpp,*tests/training/finetune_test.cpp,*tests/data/tokenizer_json_test.cpp'
+files='*tests/golden/*,*tests/nn/hf_*_test.cpp,*tests/nn/lora_test.cpp,*tests/training/finetune_test.cpp,*tests/data/tokenizer_json_test.cpp'
 for step in "${steps[@]}"; do
     case "$step" in
     golden)
