@@ -135,6 +135,9 @@ std::optional<std::string> Trainer::reconcile_resume() {
         cfg_.optical.plan = saved.optical.plan;
     }
     if (cfg_.origins.count("model.dropout")) cfg_.model.dropout = dropout;
+    // A run that started from a Hugging Face folder exports with that folder's tokenizer files and ids.
+    if (saved.io.init_from == InitFrom::hf && fs::exists(saved.io.init_path + "/config.json"))
+        hf_ = std::make_unique<nn::HfModel>(nn::read_hf_config(saved.io.init_path));
     // The adapters are part of the checkpoint's model; lora.dropout alone is the run's.
     const LoraConfig mine_lora = cfg_.lora;
     cfg_.lora = saved.lora;
@@ -174,7 +177,7 @@ void Trainer::build(const std::optional<std::string>& resume_dir) {
         if (resume_dir || cfg_.io.init_from != InitFrom::scratch) no_init.emplace();
         model_ = std::make_unique<nn::GPT>(cfg_.model);
     }
-    if (hf_) nn::load_hf_weights(*hf_, *model_);
+    if (hf_ && !resume_dir) nn::load_hf_weights(*hf_, *model_);
     if (cfg_.io.init_from == InitFrom::path) load_model_weights(cfg_.io.init_path, *model_, true);
     if (cfg_.lora.enabled()) lora_modules_ = apply_run_lora(cfg_, *model_);
     model_->to(device_);

@@ -76,7 +76,7 @@ private:
     TrainConfig cfg_;
     Device device_;
     data::DatasetInfo dataset_;
-    std::unique_ptr<nn::HfModel> hf_;          // init_from = hf:DIR
+    std::unique_ptr<nn::HfModel> hf_;          // init_from = hf:DIR (or a resumed run's first init_from)
     std::vector<std::string> lora_modules_;    // the modules with LoRA adapters
     std::unique_ptr<nn::GPT> model_;
     std::unique_ptr<optim::Optimizer> optimizer_;

@@ -156,12 +156,14 @@ TEST_CASE("finetune: a LoRA run resumes bit for bit") {
         training::Trainer first(config(split_cfg, {"--max_iters=2"}));
         first.run();
     }
-    training::Trainer second(config(split_cfg, {"--init_from=resume"}));
+    const std::string exported = dir.file("exported");  // a resumed run still exports with the source's files
+    training::Trainer second(config(split_cfg, {"--init_from=resume", "--export_hf=" + exported, "--merge_lora=true"}));
     CHECK(second.iteration() == 2);
     // Other adapters than the checkpoint's are refused on resume, naming the key.
     CHECK_THROWS_WITH_AS(training::Trainer(config(split_cfg, {"--init_from=resume", "--lora.r=8"})),
                          doctest::Contains("lora.r"), Error);
     second.run();
+    CHECK(std::filesystem::exists(exported + "/generation_config.json"));
     const auto a = state_of(straight.model()), b = state_of(second.model());
     REQUIRE(a.size() == b.size());
     for (const auto& [name, tensor] : a) {
