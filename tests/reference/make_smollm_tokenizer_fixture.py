@@ -31,9 +31,13 @@ Needs: pip install tokenizers. Run from the repository root:
 """
 import json
 import os
+import sys
 
 import tokenizers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_tokenizer_fixture import bytes_to_unicode  # noqa: E402  (one copy of GPT-2's alphabet)
 
 CORPUS = "tests/fixtures/tokenizer/corpus.txt"
 OUT = "tests/fixtures/tokenizer/smollm"
@@ -85,16 +89,8 @@ CASES = [
 
 
 def byte_decoder():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
+    """GPT-2's byte-to-unicode alphabet, read backwards: character -> byte."""
+    return {c: b for b, c in bytes_to_unicode().items()}
 
 
 def smollm_pre_tokenizer(individual_digits=True):
