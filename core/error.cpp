@@ -19,6 +19,13 @@ std::string describe_operands(std::initializer_list<Operand> operands) {
     return s;
 }
 
+std::string list_names(const std::vector<std::string>& names, size_t shown) {
+    std::string s;
+    for (size_t i = 0; i < names.size() && i < shown; ++i) s += (i ? ", " : "") + names[i];
+    if (names.size() > shown) s += concat_message({" and ", std::to_string(names.size() - shown), " more"});
+    return s;
+}
+
 std::string concat_message(std::initializer_list<std::string_view> pieces) {
     std::string s;
     for (std::string_view p : pieces) s += p;

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace lumen {
 
@@ -34,6 +35,8 @@ std::string describe_operands(std::initializer_list<Operand> operands);
 
 [[noreturn]] void fail(std::string_view op, std::string_view what,
                        std::initializer_list<Operand> operands = {});
+// "a, b, c and 4 more": the first `shown` names of a list in an error message ("" when empty).
+std::string list_names(const std::vector<std::string>& names, size_t shown);
 // Concatenates plain pieces into a message (for headers that CUDA files include, which have no fmt).
 std::string concat_message(std::initializer_list<std::string_view> pieces);
 

@@ -169,13 +169,6 @@ bool is_hf_buffer(const std::string& name) {
     return ends_with(".attn.bias") || ends_with(".attn.masked_bias") || ends_with(".rotary_emb.inv_freq");
 }
 
-// "a, b, c" for up to `cap` names, then "... (N more)".
-std::string list_names(const std::vector<std::string>& names, size_t cap = 64) {
-    std::string out;
-    for (size_t i = 0; i < names.size() && i < cap; ++i) out += (i ? ", " : "") + names[i];
-    if (names.size() > cap) out += fmt::format(", ... ({} more)", names.size() - cap);
-    return out;
-}
 
 // ---------------------------------------------------------------- the folder's tensors
 
@@ -327,11 +320,11 @@ void load_hf_weights(const HfModel& hf, GPT& model) {
     }
     if (!missing.empty() || !unexpected.empty() || !misshaped.empty() || !unmapped.empty()) {
         std::string what = fmt::format("{}: does not match the {} model:", file.where(), hf_arch_name(hf.arch));
-        if (!missing.empty()) what += fmt::format(" missing {} [{}];", missing.size(), list_names(missing));
-        if (!unexpected.empty()) what += fmt::format(" unexpected {} [{}];", unexpected.size(), list_names(unexpected));
-        if (!misshaped.empty()) what += fmt::format(" wrong shape {} [{}];", misshaped.size(), list_names(misshaped));
+        if (!missing.empty()) what += fmt::format(" missing {} [{}];", missing.size(), list_names(missing, 64));
+        if (!unexpected.empty()) what += fmt::format(" unexpected {} [{}];", unexpected.size(), list_names(unexpected, 64));
+        if (!misshaped.empty()) what += fmt::format(" wrong shape {} [{}];", misshaped.size(), list_names(misshaped, 64));
         if (!unmapped.empty())
-            what += fmt::format(" lumen tensors with no Hugging Face source {} [{}];", unmapped.size(), list_names(unmapped));
+            what += fmt::format(" lumen tensors with no Hugging Face source {} [{}];", unmapped.size(), list_names(unmapped, 64));
         what.pop_back();
         throw Error(what);
     }
@@ -402,8 +395,8 @@ void export_hf(const ModelConfig& c, const std::vector<NamedTensor>& state, cons
     }
     if (!missing.empty() || !misshaped.empty()) {
         std::string what = fmt::format("export_hf: the state does not match the model config ({}):", hf_arch_name(arch));
-        if (!missing.empty()) what += fmt::format(" missing {} [{}];", missing.size(), list_names(missing));
-        if (!misshaped.empty()) what += fmt::format(" wrong shape {} [{}];", misshaped.size(), list_names(misshaped));
+        if (!missing.empty()) what += fmt::format(" missing {} [{}];", missing.size(), list_names(missing, 64));
+        if (!misshaped.empty()) what += fmt::format(" wrong shape {} [{}];", misshaped.size(), list_names(misshaped, 64));
         what.pop_back();
         throw Error(what);
     }

@@ -41,15 +41,6 @@ std::pair<std::string, std::string> split_name(const std::string& name) {
     return {name.substr(0, dot), name.substr(dot + 1)};
 }
 
-// "a, b, c" (up to 24 names, then "and N more")
-std::string list_names(const std::vector<std::string>& names) {
-    constexpr size_t kListed = 24;
-    std::string s;
-    for (size_t i = 0; i < std::min(names.size(), kListed); ++i) s += (i ? ", " : "") + names[i];
-    if (names.size() > kListed) s += fmt::format(" and {} more", names.size() - kListed);
-    return s.empty() ? "none" : s;
-}
-
 }  // namespace
 
 Tensor lora_delta(const Tensor& x, const LoraAdapter& adapter) {
@@ -135,7 +126,7 @@ LoraReport apply_lora(GPT& model, const LoraSettings& s) {
     }
     check(!chosen.empty(), kOp,
           fmt::format("lora.targets = '{}' matches no Linear (it must match a whole dotted name; the Linears are: {})",
-                      s.targets, list_names(linears)));
+                      s.targets, (linears.empty() ? std::string("none") : list_names(linears, 24))));
 
     // Build every replacement first (their constructors check), then change the model.
     std::vector<std::pair<std::string, std::shared_ptr<LoraLinear>>> replacements;

@@ -113,19 +113,6 @@ std::vector<NamedTensor> Module::state_dict() const {
     return out;
 }
 
-namespace {
-
-// "a, b, c and 4 more"
-std::string list_some(const std::vector<std::string>& names) {
-    std::string s;
-    const size_t shown = std::min<size_t>(names.size(), 5);
-    for (size_t i = 0; i < shown; ++i) s += (i ? ", " : "") + names[i];
-    if (names.size() > shown) s += fmt::format(" and {} more", names.size() - shown);
-    return s;
-}
-
-}  // namespace
-
 void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
     const auto own = state_dict();
     std::vector<std::string> missing, unexpected, misshaped;
@@ -144,11 +131,11 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
         if (!known.count(name)) unexpected.push_back(name);
     if (!missing.empty() || !unexpected.empty() || !misshaped.empty()) {
         std::string what = "the state does not match the model:";
-        if (!missing.empty()) what += fmt::format(" missing {} [{}];", missing.size(), list_some(missing));
+        if (!missing.empty()) what += fmt::format(" missing {} [{}];", missing.size(), list_names(missing, 5));
         if (!unexpected.empty())
-            what += fmt::format(" unexpected {} [{}];", unexpected.size(), list_some(unexpected));
+            what += fmt::format(" unexpected {} [{}];", unexpected.size(), list_names(unexpected, 5));
         if (!misshaped.empty())
-            what += fmt::format(" wrong shape {} [{}];", misshaped.size(), list_some(misshaped));
+            what += fmt::format(" wrong shape {} [{}];", misshaped.size(), list_names(misshaped, 5));
         check(false, "load_state_dict", what);
     }
     for (const auto& [name, t] : own) {

@@ -261,12 +261,7 @@ std::string format_histogram(const OpticalReport& r) {
         out += "\n";
     }
     constexpr size_t kListed = 12;
-    const auto list = [&](const std::vector<std::string>& names) {
-        std::string s;
-        for (size_t i = 0; i < std::min(names.size(), kListed); ++i) s += (i ? ", " : "") + names[i];
-        if (names.size() > kListed) s += fmt::format(" and {} more", names.size() - kListed);
-        return s;
-    };
+    const auto list = [&](const std::vector<std::string>& names) { return list_names(names, kListed); };
     std::vector<std::string> kept;
     for (const auto& m : r.kept_digital) kept.push_back(m.name);
     if (!kept.empty()) out += fmt::format("  kept digital by none ({}): {}\n", kept.size(), list(kept));
