@@ -5,18 +5,27 @@
 // runs; gradients reaching a leaf are added (+=) into its .grad, converted to its dtype, so
 // micro-batches accumulate for free. A node's closure (and with it its saved tensors) is freed as
 // soon as it has run unless the graph is retained; running it again is an error that says so.
+// While a LeafGradListener is installed, each backward also counts the edges into every leaf and
+// reports a leaf as soon as its last edge is done (autograd/node.h says exactly when).
 #include "autograd/node.h"
 
 #include "autograd/ops/ops.h"
 #include "autograd/registry.h"
 
 #include <unordered_map>
+#include <unordered_set>
 
 namespace lumen::autograd {
 
 namespace {
 thread_local bool grad_mode = true;
+thread_local LeafGradListener* leaf_listener = nullptr;
 }
+
+ListenLeafGradients::ListenLeafGradients(LeafGradListener& listener) : previous_(leaf_listener) {
+    leaf_listener = &listener;
+}
+ListenLeafGradients::~ListenLeafGradients() { leaf_listener = previous_; }
 
 bool grad_enabled() { return grad_mode; }
 NoGradGuard::NoGradGuard() : previous_(grad_mode) { grad_mode = false; }
@@ -107,18 +116,60 @@ std::vector<Node*> reverse_topological(const std::vector<Node*>& roots) {
     return {order.rbegin(), order.rend()};
 }
 
+// One run_backward's leaf bookkeeping while a listener is installed. Frames nest on a thread when
+// a node's backward runs its own backward (a checkpoint's recompute); the innermost is last.
+struct LeafFrame {
+    std::unordered_map<TensorImpl*, int64_t> remaining;  // edges into the leaf not yet done
+    std::unordered_set<TensorImpl*> got;                 // leaves that received a gradient
+};
+thread_local std::vector<LeafFrame*> leaf_frames;
+
+class FrameScope {
+public:
+    explicit FrameScope(LeafFrame* frame) : frame_(frame) {
+        if (frame_) leaf_frames.push_back(frame_);
+    }
+    ~FrameScope() {
+        if (frame_) leaf_frames.pop_back();
+    }
+    FrameScope(const FrameScope&) = delete;
+    FrameScope& operator=(const FrameScope&) = delete;
+
+private:
+    LeafFrame* frame_;
+};
+
+// One edge into `leaf` is done (`received`: it brought a gradient, already added into .grad).
+// At the leaf's last edge: hand it to the innermost enclosing backward that still expects edges
+// into it, or else report it (only when it got a gradient).
+void edge_done(LeafFrame& frame, TensorImpl& leaf, bool received) {
+    if (received) frame.got.insert(&leaf);
+    if (--frame.remaining[&leaf] > 0 || !frame.got.count(&leaf)) return;
+    for (size_t i = leaf_frames.size(); i-- > 0;) {
+        LeafFrame* outer = leaf_frames[i];
+        if (outer == &frame) continue;
+        auto it = outer->remaining.find(&leaf);
+        if (it != outer->remaining.end() && it->second > 0) {
+            outer->got.insert(&leaf);
+            return;
+        }
+    }
+    if (leaf_listener) leaf_listener->gradient_final(leaf);
+}
+
 }  // namespace
 
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, RetainGraph retain) {
     std::unordered_map<Node*, Tensor> pending;
     std::vector<Node*> root_nodes;
+    std::vector<size_t> leaf_roots;  // roots that are leaves themselves
     for (size_t i = 0; i < roots.size(); ++i) {
         const Tensor& root = roots[i];
         check(root.requires_grad(), "backward", "tensor does not require grad and has no grad_fn", {{"root", root}});
         check(grads[i].shape() == root.shape(), "backward", "gradient shape differs from the tensor's",
               {{"root", root}, {"grad", grads[i]}});
         if (!root.grad_fn()) {
-            accumulate_leaf(root.impl(), grads[i]);
+            leaf_roots.push_back(i);
             continue;
         }
         Node* n = root.grad_fn().get();
@@ -127,9 +178,31 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
         root_nodes.push_back(n);
     }
     NoGradGuard no_grad;  // NOTE: backward closures build no graph (no double backward)
-    for (Node* node : reverse_topological(root_nodes)) {
+    const std::vector<Node*> order = reverse_topological(root_nodes);
+
+    // Leaf bookkeeping only while someone listens.
+    LeafFrame frame;
+    LeafFrame* counts = leaf_listener ? &frame : nullptr;
+    if (counts) {
+        for (size_t i : leaf_roots) ++frame.remaining[&roots[i].impl()];
+        for (Node* node : order)
+            for (const Edge& e : node->inputs)
+                if (e.leaf) ++frame.remaining[e.leaf.get()];
+    }
+    FrameScope scope(counts);
+
+    for (size_t i : leaf_roots) {
+        accumulate_leaf(roots[i].impl(), grads[i]);
+        if (counts) edge_done(frame, roots[i].impl(), true);
+    }
+    for (Node* node : order) {
         auto it = pending.find(node);
-        if (it == pending.end()) continue;  // reachable but no gradient flowed in
+        if (it == pending.end()) {  // reachable but no gradient flowed in
+            if (counts)
+                for (const Edge& e : node->inputs)
+                    if (e.leaf) edge_done(frame, *e.leaf, false);
+            continue;
+        }
         const Tensor dy = std::move(it->second);
         pending.erase(it);
         if (!node->backward)
@@ -142,14 +215,16 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
                                     dx.size(), node->inputs.size()));
         for (size_t i = 0; i < dx.size(); ++i) {
             const Edge& e = node->inputs[i];
-            if (!e.needed() || !dx[i].defined()) continue;
-            if (dx[i].shape() != e.shape)
+            if (!e.needed()) continue;
+            const bool flows = dx[i].defined();
+            if (flows && dx[i].shape() != e.shape)
                 throw Error(fmt::format("backward: {} returned a gradient of shape {} for input {} "
                                         "of shape {}", node->name, shape_str(dx[i].shape()), i,
                                         shape_str(e.shape)));
             if (e.leaf) {
-                accumulate_leaf(*e.leaf, dx[i]);
-            } else {
+                if (flows) accumulate_leaf(*e.leaf, dx[i]);
+                if (counts) edge_done(frame, *e.leaf, flows);
+            } else if (flows) {
                 Tensor& slot = pending[e.node.get()];
                 slot = slot.defined() ? ops::add(slot, dx[i]) : dx[i];
             }

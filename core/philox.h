@@ -12,7 +12,8 @@
 //   normal (0, 1):   words 2p and 2p+1 of the block (p = w / 2) give u1 = ((word_2p >> 8) + 1) · 2^-24
 //                    in (0, 1] and u2 = (word_2p+1 >> 8) · 2^-24; r = sqrt(-2 ln u1);
 //                    even w gets r·cos(2π·u2), odd w gets r·sin(2π·u2), all in f32.
-// A draw consumes ceil(n / 4) blocks: the Generator's offset advances by that much.
+// A draw consumes ceil(n / 4) blocks: the Generator's offset advances by that much (W times that
+// under a data-parallel slice, see Generator).
 #pragma once
 
 #include <cmath>
@@ -78,20 +79,43 @@ LUMEN_HOST_DEVICE float philox_normal(const RngState& s, uint64_t i) {
 
 // A stream of random draws: each draw takes the current state and advances the offset.
 // Its (seed, stream, offset) is what a checkpoint saves.
+//
+// Data-parallel slice (rank, world), default (0, 1): rank r of W ranks, each drawing n elements
+// where one process with W× the batch would draw W·n (the tensor's leading dim is the batch), takes
+// the global draw's slice r and every rank advances past the whole global draw:
+//     take(n) = state at offset + r·⌈n/4⌉;   offset += W·⌈n/4⌉        (blocks of 4 elements)
+// With n % 4 == 0 rank r's elements are exactly elements [r·n, (r+1)·n) of the single process's
+// draw of W·n, and the offset after equals the single process's. With n % 4 != 0 the slices stay
+// distinct and deterministic (rank r: blocks [r·⌈n/4⌉, (r+1)·⌈n/4⌉)), but they differ from the
+// single process's elements (a draw cannot start inside a block) and the offset advances by
+// W·⌈n/4⌉ ≥ ⌈W·n/4⌉. The slice is not part of the state: state() is the offset every rank shares
+// (identical on all ranks, what a checkpoint saves), and set_state keeps the slice.
 class Generator {
 public:
     explicit Generator(uint64_t seed = 0, uint64_t stream = 0) : state_{seed, stream, 0} {}
-    // The state for a draw of n elements; advances past it.
+    // The state for a draw of n elements (this rank's slice of the global draw); advances past
+    // the whole global draw.
     RngState take(int64_t n) {
+        const uint64_t blocks = uint64_t((n + 3) / 4);
         RngState s = state_;
-        state_.offset += uint64_t((n + 3) / 4);
+        s.offset += rank_ * blocks;
+        state_.offset += world_ * blocks;
         return s;
     }
     const RngState& state() const { return state_; }
     void set_state(const RngState& s) { state_ = s; }
+    // The data-parallel slice; requires 0 <= rank < world (checked by the callers that take it
+    // from a configuration: nn::GPT::set_data_parallel).
+    void set_slice(uint64_t rank, uint64_t world) {
+        rank_ = rank;
+        world_ = world;
+    }
+    uint64_t slice_rank() const { return rank_; }
+    uint64_t slice_world() const { return world_; }
 
 private:
     RngState state_;
+    uint64_t rank_ = 0, world_ = 1;
 };
 
 }  // namespace lumen

@@ -33,6 +33,13 @@ public:
     void make_optical(const OpticalSettings& settings, const std::string& name);
     bool is_optical() const { return optical_ != nullptr; }
     const OpticalSettings* optical_settings() const;
+    // Data parallelism (specs/optical.md §5): rank r of W offsets the optical element-mode dither
+    // indices of S and Y by r × (numel of this call's S, Y), so its batch entries are the global
+    // call's [r·B, (r+1)·B). Kept while digital, so a later make_optical inherits it; default (0, 1).
+    // nn::GPT::set_data_parallel sets it (defined in nn/optical_attention.cpp).
+    void set_data_parallel(int rank, int world);
+    int data_parallel_rank() const { return dp_rank_; }
+    int data_parallel_world() const { return dp_world_; }
     int64_t n_head() const { return n_head_; }
     int64_t n_kv_head() const { return n_kv_head_; }
     int64_t head_size() const { return hs_; }
@@ -44,6 +51,7 @@ private:
     RopePairingKind pairing_;
     double dropout_;
     Generator* dropout_gen_;
+    int dp_rank_ = 0, dp_world_ = 1;
     Child<Linear> c_attn_, c_proj_;
     Child<Dropout> resid_dropout_;
     struct OpticalState;                    // nn/optical_attention.cpp

@@ -1,10 +1,12 @@
-// nn/gpt.cpp: Block and GPT: construction, forward, loss, parameter counts, gate statistics.
+// nn/gpt.cpp: Block and GPT: construction, forward, loss, parameter counts, gate statistics,
+// the data-parallel slice.
 #include "nn/gpt.h"
 
 #include "autograd/checkpoint.h"
 #include "autograd/node.h"
 #include "autograd/ops/ops.h"
 #include "core/error.h"
+#include "nn/optical_linear.h"
 
 #include <fmt/format.h>
 
@@ -93,6 +95,18 @@ Tensor GPT::loss(const Tensor& idx, const Tensor& targets) {
     return ops::cross_entropy(logits, targets);
 }
 
+void GPT::set_data_parallel(int rank, int world) {
+    check(world >= 1 && rank >= 0 && rank < world, "GPT::set_data_parallel",
+          fmt::format("data-parallel rank {} of world {}: expected 0 <= rank < world", rank, world));
+    dp_rank_ = rank;
+    dp_world_ = world;
+    dropout_gen_.set_slice(uint64_t(rank), uint64_t(world));
+    for (auto& [name, m] : modules()) {
+        if (auto* optical = dynamic_cast<OpticalLinear*>(m)) optical->set_data_parallel(rank, world);
+        if (auto* attn = dynamic_cast<CausalSelfAttention*>(m)) attn->set_data_parallel(rank, world);
+    }
+}
+
 int64_t GPT::num_parameters_reported() const {
     int64_t n = num_parameters();
     if (wpe_) n -= wpe_->weight().numel();
@@ -130,9 +144,15 @@ void GPT::set_gate_counters(bool training_mode, const std::vector<int64_t>& valu
     }
 }
 
-SparsityReading GPT::read_sparsity(bool training_mode, bool reset) {
+SparsityReading GPT::read_sparsity(bool training_mode, bool reset, const CounterReducer& reduce) {
     SparsityReading r;
-    const std::vector<int64_t> raw = gate_counters(training_mode);
+    std::vector<int64_t> raw = gate_counters(training_mode);
+    if (reduce) {
+        const size_t n = raw.size();
+        reduce(raw);
+        check(raw.size() == n, "GPT::read_sparsity",
+              fmt::format("the counter reducer changed the number of gate counters from {} to {}", n, raw.size()));
+    }
     for (size_t i = 0; i + 1 < raw.size(); i += 2) {
         r.per_layer.push_back(raw[i + 1] > 0 ? double(raw[i]) / double(raw[i + 1]) : 0.0);
         r.calls_total += raw[i + 1];

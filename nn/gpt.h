@@ -18,6 +18,7 @@
 #include "nn/layers.h"
 #include "nn/mlp.h"
 
+#include <functional>
 #include <vector>
 
 namespace lumen::nn {
@@ -51,6 +52,17 @@ public:
     // The dropout generator (its state belongs in checkpoints).
     Generator& dropout_generator() { return dropout_gen_; }
 
+    // Data parallelism: this process is rank `rank` of `world`, each with its own micro-batch whose
+    // leading dim is the batch. Sets the dropout generator's slice (core/philox.h Generator) and every
+    // optical layer's rank (OpticalLinear and optical attention dither indices, specs/optical.md §5),
+    // so rank r draws the masks and dither of rows [r·b, (r+1)·b) of one process with batch W·b
+    // (exactly when each draw's numel is a multiple of 4; see Generator). Stored on the model:
+    // layers made optical later (nn::apply_optical_transform) inherit it. Default (0, 1) = one
+    // process. Checks 0 <= rank < world.
+    void set_data_parallel(int rank, int world);
+    int data_parallel_rank() const { return dp_rank_; }
+    int data_parallel_world() const { return dp_world_; }
+
     // idx (B, T) -> hidden states after the final norm (B, T, C). With caches (one per layer),
     // tokens sit at positions pos0 + t and keys/values are appended to the caches.
     Tensor hidden(const Tensor& idx, std::vector<KVCache>* caches = nullptr, int64_t pos0 = 0);
@@ -69,7 +81,12 @@ public:
     bool has_gate_stats();
     void set_gate_counting(bool on);
     bool gate_counting() const { return gate_counting_; }
-    SparsityReading read_sparsity(bool training_mode, bool reset);
+    // `reduce`, when given, is applied to the raw counters (gate_counters' layout) after the device
+    // read and before the reading is computed: under data parallelism the trainer passes a sum over
+    // ranks (specs/wiggle.md §8 item 3), so every rank gets the reading of all ranks' calls. reset
+    // zeroes this rank's own counters only.
+    using CounterReducer = std::function<void(std::vector<int64_t>&)>;
+    SparsityReading read_sparsity(bool training_mode, bool reset, const CounterReducer& reduce = {});
     // The raw counters, (2·L_bio,) i64 [active, total, ...], for checkpoints; and back.
     std::vector<int64_t> gate_counters(bool training_mode);
     void set_gate_counters(bool training_mode, const std::vector<int64_t>& values);
@@ -80,6 +97,7 @@ private:
     ModelConfig config_;
     DType compute_dtype_ = DType::f32;
     bool gate_counting_ = false;
+    int dp_rank_ = 0, dp_world_ = 1;
     Generator dropout_gen_;
     Child<Embedding> wte_, wpe_;
     Child<Dropout> drop_;

@@ -18,6 +18,9 @@
 // recompute (autograd::in_checkpoint_recompute, same id) takes them back in call order and runs
 // with them, updating nothing and advancing no counter, whatever order backward recomputes the
 // checkpoints in. Saved calls whose backward never comes are dropped past max_pending_calls.
+//
+// Data parallelism: element-mode dither indices are offset by the rank's batch entries
+// (set_data_parallel); the snapshot keeps the offsets with the rest of the dither.
 #include "nn/attention.h"
 
 #include "autograd/checkpoint.h"
@@ -108,6 +111,14 @@ void CausalSelfAttention::make_optical(const OpticalSettings& settings, const st
     optical_ = std::move(state);
 }
 
+void CausalSelfAttention::set_data_parallel(int rank, int world) {
+    check(world >= 1 && rank >= 0 && rank < world, "CausalSelfAttention",
+          fmt::format("{}data-parallel rank {} of world {}: expected 0 <= rank < world",
+                      optical_ ? optical_->name + ": " : "", rank, world));
+    dp_rank_ = rank;
+    dp_world_ = world;
+}
+
 const OpticalSettings* CausalSelfAttention::optical_settings() const {
     return optical_ ? &optical_->settings : nullptr;
 }
@@ -165,6 +176,12 @@ Tensor CausalSelfAttention::optical_attention(const Tensor& q, const Tensor& k, 
     call.training = train;
     call.ranges = s.ranges;
     call.dither = s.dither(train);
+    if (!call.dither.scalar) {  // data parallel: this rank's batch entries of the global S and Y
+        const auto [B, H, Tq, d] = q.dims<4>();
+        const uint64_t rows = uint64_t(B * H * Tq), rank = uint64_t(dp_rank_);
+        call.dither.qk_base = rank * rows * uint64_t(k.size(2));
+        call.dither.av_base = rank * rows * uint64_t(d);
+    }
     call.calibrate_qk = !s.qk_calibrated;
     call.calibrate_av = !s.av_calibrated;
     ops::OpticalAttentionRanges used;

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -74,6 +75,13 @@ size_t OpticalLinear::pending_recomputes() const {
     return n;
 }
 
+void OpticalLinear::set_data_parallel(int rank, int world) {
+    check(world >= 1 && rank >= 0 && rank < world, kOp,
+          fmt::format("{}: data-parallel rank {} of world {}: expected 0 <= rank < world", name_, rank, world));
+    dp_rank_ = rank;
+    dp_world_ = world;
+}
+
 void OpticalLinear::on_state_loaded() {
     calls_ = calls_buf_.to_vector<int64_t>()[0];
     eval_calls_ = eval_calls_buf_.to_vector<int64_t>()[0];
@@ -108,6 +116,9 @@ Tensor OpticalLinear::forward(const Tensor& x) {
             d.r = optical::scalar_dither_offset(settings_.q_init_seed);  // linear layers: never advances (§5)
         } else {
             d.key = optical::DitherKey{settings_.q_init_seed, stream_, n};
+            // Data parallel: this rank's rows of the global (W·M, N) output (M = rows of this call).
+            const uint64_t numel = uint64_t(x.numel() / std::max<int64_t>(in_, 1)) * uint64_t(out_);
+            d.index_base = uint64_t(dp_rank_) * numel;
         }
         return d;
     };

@@ -60,6 +60,12 @@ public:
     const LoraAdapter* lora() const { return lora_ ? &*lora_ : nullptr; }
     // Checkpointed calls whose recompute has not run yet.
     size_t pending_recomputes() const;
+    // Data parallelism (specs/optical.md §5): rank r of W offsets element-mode dither indices by
+    // r × (this call's output numel), so its rows are the global call's rows [r·M, (r+1)·M) of a
+    // (W·M, N) output. Scalar mode is unaffected. Default (0, 1); nn::GPT::set_data_parallel sets it.
+    void set_data_parallel(int rank, int world);
+    int data_parallel_rank() const { return dp_rank_; }
+    int data_parallel_world() const { return dp_world_; }
 
 protected:
     void on_state_loaded() override;
@@ -81,6 +87,7 @@ private:
     int64_t calls_ = 0, eval_calls_ = 0;
     bool out_calibrated_ = false;
     bool logged_eval_calibration_ = false;
+    int dp_rank_ = 0, dp_world_ = 1;
     std::map<uint64_t, std::deque<Snapshot>> snapshots_;  // by checkpoint call id
 };
 

@@ -235,6 +235,8 @@ OpticalReport apply_optical_transform(GPT& model, const OpticalPlan& plan) {
         attn->to(parameter_device(*attn));
     }
     for (auto& [name, optical] : linears) model.replace_module(name, std::move(optical));
+    // The new layers take the model's data-parallel slice (GPT::set_data_parallel).
+    model.set_data_parallel(model.data_parallel_rank(), model.data_parallel_world());
     return r;
 }
 

@@ -146,6 +146,7 @@ public:
     const std::vector<Group>& groups() const { return groups_; }
     std::vector<nn::Parameter> parameters() const;
     Rule& rule(size_t group) { return *rules_[group]; }
+    const Rule& rule(size_t group) const { return *rules_[group]; }
     // Group g's step count (a device read: for reports and checkpoints, not the step).
     int64_t step_count(size_t group) const;
 

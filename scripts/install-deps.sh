@@ -6,9 +6,10 @@
 set -euo pipefail
 
 # python3-doc: the default corpus of ./prepare (Python's documentation sources); gnuplot-nox: the loss
-# curve ./train renders into out_dir/loss.svg
+# curve ./train renders into out_dir/loss.svg; openmpi-bin, libopenmpi-dev: data-parallel training
+# (mpirun launches the ranks; MPI sums CPU tensors and hands NCCL its unique id, dist/)
 packages=(cmake g++ make libfmt-dev libcli11-dev doctest-dev nlohmann-json3-dev libgomp1
-          python3-doc gnuplot-nox)
+          python3-doc gnuplot-nox openmpi-bin libopenmpi-dev)
 
 missing=()
 for p in "${packages[@]}"; do

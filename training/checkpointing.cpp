@@ -37,12 +37,16 @@ void write_text(const std::string& path, const std::string& text) {
 }  // namespace
 
 bool state_is_finite(const nn::GPT& model, const optim::Optimizer& optimizer) {
+    return state_is_finite(model, optimizer.state_dict());
+}
+
+bool state_is_finite(const nn::GPT& model, const optim::StateDict& optimizer_state) {
     std::vector<Tensor> tensors;
     // Optical ranges are left out: an uncalibrated one is [+inf, -inf] by definition (a bypassed layer
     // never calibrates), and the statistics never take in a non-finite value.
     for (auto& [name, t] : model.state_dict())
         if (!nn::is_optical_range_name(name)) tensors.push_back(t);
-    for (auto& [name, t] : optimizer.state_dict().tensors) tensors.push_back(t);
+    for (auto& [name, t] : optimizer_state.tensors) tensors.push_back(t);
     return all_finite(tensors);
 }
 
@@ -50,11 +54,18 @@ data::CheckpointWriteResult save_checkpoint(const std::string& checkpoints_dir, 
                                             const nn::GPT& model, const optim::Optimizer& optimizer,
                                             const nlohmann::json& state, const std::string& config_ini,
                                             const data::CheckpointWriteOptions& options) {
-    const optim::StateDict opt = optimizer.state_dict();
+    return save_checkpoint(checkpoints_dir, step, model, optimizer.state_dict(), optimizer.name(), state, config_ini,
+                           options);
+}
+
+data::CheckpointWriteResult save_checkpoint(const std::string& checkpoints_dir, int64_t step, const nn::GPT& model,
+                                            const optim::StateDict& opt, const std::string& optimizer_name,
+                                            const nlohmann::json& state, const std::string& config_ini,
+                                            const data::CheckpointWriteOptions& options) {
     return data::write_checkpoint_dir(checkpoints_dir, step, [&](const std::string& tmp) {
         data::write_safetensors(tmp + "/model.safetensors", model.state_dict(), {{"lumen_step", std::to_string(step)}});
         data::write_safetensors(tmp + "/optimizer.safetensors", opt.tensors,
-                                {{"lumen_optimizer", optimizer.name()},
+                                {{"lumen_optimizer", optimizer_name},
                                  {"step", std::to_string(step)},
                                  {"lumen_meta", opt.meta.dump()}});
         write_text(tmp + "/config.cfg", config_ini);
@@ -99,14 +110,18 @@ void load_model_weights(const std::string& checkpoint_dir, nn::GPT& model, bool 
 }
 
 void load_optimizer_state(const std::string& checkpoint_dir, optim::Optimizer& optimizer) {
+    optimizer.load_state_dict(read_optimizer_state(checkpoint_dir, optimizer.device()));
+}
+
+optim::StateDict read_optimizer_state(const std::string& checkpoint_dir, Device device) {
     const std::string path = checkpoint_dir + "/optimizer.safetensors";
     data::SafetensorsFile file = data::open_safetensors(path);
     optim::StateDict sd;
-    for (const auto& e : file.entries()) sd.tensors.emplace_back(e.name, file.load(e.name, optimizer.device()));
+    for (const auto& e : file.entries()) sd.tensors.emplace_back(e.name, file.load(e.name, device));
     auto meta = file.metadata().find("lumen_meta");
     check(meta != file.metadata().end(), "checkpoint", fmt::format("{}: no lumen_meta metadata", path));
     sd.meta = nlohmann::json::parse(meta->second);
-    optimizer.load_state_dict(sd);
+    return sd;
 }
 
 }  // namespace lumen::training

@@ -16,11 +16,18 @@ namespace lumen::training {
 // True when every floating tensor of the model and the optimizer state is finite (one device
 // reduction per tensor, one host read in all).
 bool state_is_finite(const nn::GPT& model, const optim::Optimizer& optimizer);
+bool state_is_finite(const nn::GPT& model, const optim::StateDict& optimizer_state);
 
 // Writes checkpoints/step_<step>/ with model.safetensors, optimizer.safetensors, config.cfg and
 // trainer_state.json (`state` plus the files' sizes and CRC32C).
 data::CheckpointWriteResult save_checkpoint(const std::string& checkpoints_dir, int64_t step,
                                             const nn::GPT& model, const optim::Optimizer& optimizer,
+                                            const nlohmann::json& state, const std::string& config_ini,
+                                            const data::CheckpointWriteOptions& options);
+// The same from an optimizer state already in hand (a data-parallel run's, gathered across ranks under
+// ZeRO-1); `optimizer_name` is Optimizer::name().
+data::CheckpointWriteResult save_checkpoint(const std::string& checkpoints_dir, int64_t step, const nn::GPT& model,
+                                            const optim::StateDict& optimizer_state, const std::string& optimizer_name,
                                             const nlohmann::json& state, const std::string& config_ini,
                                             const data::CheckpointWriteOptions& options);
 
@@ -31,5 +38,7 @@ data::CheckpointWriteResult save_checkpoint(const std::string& checkpoints_dir, 
 void load_model_weights(const std::string& checkpoint_dir, nn::GPT& model, bool slice_positions = false);
 // The optimizer state of a checkpoint (after load_model_weights), exactly.
 void load_optimizer_state(const std::string& checkpoint_dir, optim::Optimizer& optimizer);
+// The optimizer state of a checkpoint as saved, its tensors on `device`.
+optim::StateDict read_optimizer_state(const std::string& checkpoint_dir, Device device);
 
 }  // namespace lumen::training

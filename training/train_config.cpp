@@ -399,7 +399,8 @@ void add_rejections(Schema& s) {
         s.reject(name, "lumen has no wandb logging; metrics are JSON lines in out_dir/metrics.jsonl");
     for (const char* name : {"compile", "compile_mode"})
         s.reject(name, "torch.compile has no meaning in lumen; delete the line");
-    s.reject("backend", "multi-GPU runs always use NCCL; delete the line");
+    s.reject("backend", "data-parallel runs use NCCL on GPUs and MPI on the CPU, started by mpirun or ./train --nproc N; "
+                        "delete the line");
     s.reject("profile_memory", "memory is always reported (peak allocated memory in every log line); delete the line");
     for (const char* name : {"amsgrad", "maximize", "capturable", "fused", "foreach"})
         s.reject(name, "not offered by lumen's optimizers (specs/optimizers.md §3); delete the line");
@@ -419,6 +420,7 @@ const Registry& registry() {
         add_optim_keys(reg);
         add_system(reg);
         add_lora_keys(reg);
+        add_dist_keys(reg);
         add_rejections(reg.schema);
         for (const Key& k : reg.schema.keys())
             if (!reg.bindings.count(k.name)) throw Error(fmt::format("train config: {} has no binding", k.name));

@@ -6,7 +6,7 @@
 //   for (const std::string& w : c.warnings) fmt::print("warning: {}\n", w);
 //   fmt::print("{}", resolved_ini(c));     // printed at start and saved in out_dir
 //
-// Sections: [io] [eval] [data] [model] [schedule] [optim] [system] [lora] [optical*]. Optimizer hyper-parameters default
+// Sections: [io] [eval] [data] [model] [schedule] [optim] [system] [lora] [dist] [optical*]. Optimizer hyper-parameters default
 // to the optimizer's config defaults (specs/optimizers.md), so `optimizer = lion` alone is a sensible
 // run: schedule.learning_rate is 6e-4 for adamw but 1e-4 for lion, and an sgd config must set it.
 // Keys the chosen optimizer (or model) does not read are errors when set (`rho` under adamw, `rope_theta`
@@ -84,6 +84,14 @@ struct SystemConfig {
     double peak_tflops = 0;       // 0 = auto: the device's dense peak for the dtype
 };
 
+// Data parallelism (dist/), read when the run is started by mpirun or ./train --nproc N.
+struct DistConfig {
+    DType grad_dtype = DType::f32;  // f32 | bf16 on the wire
+    double bucket_mb = 25;          // gradient bucket size (f32 bytes)
+    bool zero1 = false;             // optimizer state sharded across ranks
+    double timeout_s = 300;         // a collective not done after this aborts the job; 0 = never
+};
+
 struct TrainConfig {
     IoConfig io;
     EvalConfig eval;
@@ -94,6 +102,7 @@ struct TrainConfig {
     SystemConfig system;
     OpticalConfig optical;     // [optical*] (training/optical_config.h)
     LoraConfig lora;
+    DistConfig dist;
 
     std::vector<std::string> warnings;           // print them at start
     std::map<std::string, std::string> origins;  // keys set explicitly: full name -> "file:line" / "command line '...'"

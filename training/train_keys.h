@@ -99,5 +99,7 @@ std::string per_kind_default_text(const Key& key, const OptimField& f);
 void add_optim_keys(Registry& r);
 // [lora]: the LoRA adapters (training/train_keys_lora.cpp).
 void add_lora_keys(Registry& r);
+// [dist]: data parallelism (training/train_keys_dist.cpp).
+void add_dist_keys(Registry& r);
 
 }  // namespace lumen::training::keys

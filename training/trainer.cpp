@@ -9,6 +9,7 @@
 #include "optim/groups.h"
 #include "optim/sophia.h"
 #include "training/checkpointing.h"
+#include "training/data_parallel.h"
 #include "training/finetune.h"
 #include "training/log_format.h"
 #include "training/loss_plot.h"
@@ -69,8 +70,19 @@ Tensor device_scalar(double v, Device d) { return Tensor::full({1}, v, DType::f3
 
 }  // namespace
 
-Device resolve_device(const std::string& key) {
+Device resolve_device(const std::string& key, const dist::Launch& launch) {
     const int n = cuda_device_count();
+    if (launch.under_mpirun && key != "cpu") {  // each rank takes the GPU of its local rank
+        check(!key.starts_with("cuda:"), "train",
+              fmt::format("system.device = {}: under mpirun each rank uses the GPU of its local rank; write "
+                          "system.device = cuda (or auto)", key));
+        if (key == "auto" && n == 0) return Device::cpu();
+        check(launch.local_rank < n, "train",
+              fmt::format("rank {} is local rank {} of {} on its host, but the host has {} GPU(s){}: start at most {} "
+                          "ranks per host", launch.rank, launch.local_rank, launch.local_world, n,
+                          built_with_cuda() ? "" : " (this build has no CUDA support)", n));
+        return Device::cuda(launch.local_rank);
+    }
     if (key == "auto") return n > 0 ? Device::cuda(0) : Device::cpu();
     const Device d = device_from_name(key);
     check(d.is_cpu() || d.index < n, "train", fmt::format("system.device = {}: this machine has {} GPU(s){}", key, n,
@@ -79,7 +91,15 @@ Device resolve_device(const std::string& key) {
 }
 
 Trainer::Trainer(TrainConfig config)
-    : cfg_(std::move(config)), device_(resolve_device(cfg_.system.device)), hessian_gen_(cfg_.system.seed, kHessianStream) {
+    : cfg_(std::move(config)), launch_(dist::detect_launch()), device_(resolve_device(cfg_.system.device, launch_)),
+      hessian_gen_(cfg_.system.seed, kHessianStream) {
+    if (launch_.under_mpirun) {
+        check(cfg_.data.gradient_accumulation_steps % launch_.world == 0, "train",
+              fmt::format("data.gradient_accumulation_steps = {} is global and must divide by the {} ranks (each rank "
+                          "runs GA/{} micro-steps)", cfg_.data.gradient_accumulation_steps, launch_.world,
+                          launch_.world));
+        dp_ = std::make_unique<DataParallel>(launch_, device_, cfg_.dist);
+    }
     dataset_ = data::read_dataset_info(cfg_.data.dataset);
     if (cfg_.io.init_from == InitFrom::hf) {
         hf_ = std::make_unique<nn::HfModel>(adopt_hf_architecture(cfg_));
@@ -98,14 +118,19 @@ Trainer::Trainer(TrainConfig config)
     fs::create_directories(checkpoints_dir_);
     metrics_path_ = cfg_.io.out_dir + "/metrics.jsonl";
     for (const std::string& w : cfg_.warnings) fmt::print("warning: {}\n", w);
-    for (const std::string& name : data::remove_checkpoint_leftovers(checkpoints_dir_))
-        fmt::print("removed leftover {}/{}\n", checkpoints_dir_, name);
+    if (lead())
+        for (const std::string& name : data::remove_checkpoint_leftovers(checkpoints_dir_))
+            fmt::print("removed leftover {}/{}\n", checkpoints_dir_, name);
+    if (dp_) dp_->comm().barrier();  // the other ranks look for a checkpoint once rank 0 has tidied
     const std::optional<std::string> resume_dir = reconcile_resume();
     check_exportable(cfg_);  // against the model this run trains (a resumed run's is the checkpoint's)
     build(resume_dir);
 }
 
 Trainer::~Trainer() = default;
+
+int Trainer::rank() const { return dp_ ? dp_->rank() : 0; }
+int Trainer::world() const { return dp_ ? dp_->world() : 1; }
 
 std::optional<std::string> Trainer::reconcile_resume() {
     if (cfg_.io.init_from != InitFrom::resume) return std::nullopt;
@@ -158,6 +183,8 @@ data::LoaderConfig Trainer::loader_config(uint64_t seed, data::Shuffle shuffle) 
     lc.T = cfg_.model.block_size;
     lc.seed = seed;
     lc.shuffle = shuffle;
+    lc.rank = dp_ ? dp_->rank() : 0;
+    lc.world = dp_ ? dp_->world() : 1;
     lc.vocab_size = cfg_.model.vocab_size;
     lc.index_dtype = DType::i64;
 #ifdef LUMEN_WITH_CUDA
@@ -182,6 +209,10 @@ void Trainer::build(const std::optional<std::string>& resume_dir) {
     if (cfg_.lora.enabled()) lora_modules_ = apply_run_lora(cfg_, *model_);
     model_->to(device_);
     model_->set_compute_dtype(cfg_.system.dtype);
+    if (dp_) {  // rank r draws the dropout masks and dither of its rows of the global batch
+        model_->set_data_parallel(dp_->rank(), dp_->world());
+        hessian_gen_.set_slice(dp_->rank(), dp_->world());
+    }
     model_->set_gate_counting(true);
     const bool resume_optical = resume_dir && data::verify_checkpoint(*resume_dir).value("optical", false);
     if (resume_optical) go_optical(false);
@@ -189,7 +220,7 @@ void Trainer::build(const std::optional<std::string>& resume_dir) {
     // Optical from the start: the run loop transforms after iteration 0's eval (so the first
     // calibration comes from a training batch, §7.3); an eval-only run is transformed here.
     if (!optical_active_ && cfg_.optical.enabled && cfg_.eval.eval_only) go_optical(false);
-    optimizer_ = std::make_unique<optim::Optimizer>(optim::make_groups(model_->parameters(), cfg_.optim.groups));
+    make_optimizer();
     train_loader_ = std::make_unique<data::DataLoader>(data::open_shards(dataset_, data::Split::train),
                                                        loader_config(cfg_.system.seed, data::Shuffle::yes));
     if (cfg_.optim.kind() == optim::Kind::sophia)
@@ -202,7 +233,8 @@ void Trainer::build(const std::optional<std::string>& resume_dir) {
     loss_scale_ = device_scalar(65536.0, device_);
     clean_steps_ = device_scalar(0, device_);
     if (resume_dir) {
-        load_optimizer_state(*resume_dir, *optimizer_);
+        if (dp_) dp_->load_state(*optimizer_, read_optimizer_state(*resume_dir, device_));
+        else load_optimizer_state(*resume_dir, *optimizer_);
         restore_state(data::verify_checkpoint(*resume_dir));
         fmt::print("resumed from {} at iteration {}\n", *resume_dir, iteration_);
     }
@@ -219,17 +251,19 @@ void Trainer::build(const std::optional<std::string>& resume_dir) {
 #endif
     const std::string ini = resolved_ini(cfg_);
     fmt::print("{}\n", ini);
-    std::ofstream(cfg_.io.out_dir + "/config.cfg") << ini;
+    if (lead()) std::ofstream(cfg_.io.out_dir + "/config.cfg") << ini;
     fmt::print("device: {}, dtype {}\n", device_.str(), dtype_name(cfg_.system.dtype));
     fmt::print("tokens per iteration will be: {}\n", fmt::group_digits(cfg_.tokens_per_step()));
     fmt::print("number of parameters: {:.2f}M\n", double(reported) / 1e6);
     for (const std::string& line : optimizer_->report()) fmt::print("{}\n", line);
+    if (dp_)
+        for (const std::string& line : dp_->report()) fmt::print("{}\n", line);
     if (cfg_.lora.enabled())
         for (const std::string& line : lora_report(*model_, *optimizer_, lora_modules_)) fmt::print("{}\n", line);
     if (peak_flops_ <= 0) fmt::print("mfu: no peak known for this device and dtype (set system.peak_tflops)\n");
 }
 
-nlohmann::json Trainer::trainer_state() const {
+nlohmann::json Trainer::trainer_state() {
     const auto rng = model_->dropout_generator().state();
     nlohmann::json j = {
         {"format", std::string(data::trainer_state_format)}, {"version", data::trainer_state_version},
@@ -238,9 +272,9 @@ nlohmann::json Trainer::trainer_state() const {
         {"bad_steps_in_a_row", int64_t(bad_run_.item())}, {"bad_steps_total", int64_t(bad_total_.item())},
         {"rng", {{"seed", rng.seed}, {"stream", rng.stream}, {"offset", rng.offset}}},
         {"loader", data::loader_state_to_json(train_loader_->state())},
-        {"sparsity_counters", model_->gate_counters(true)},
+        {"sparsity_counters", gate_counters()},
         {"loss_scale", loss_scale_.item()}, {"clean_steps", clean_steps_.item()},
-        {"world_size", 1}, {"dtype", std::string(dtype_name(cfg_.system.dtype))}, {"optical", optical_active_}};
+        {"world_size", world()}, {"dtype", std::string(dtype_name(cfg_.system.dtype))}, {"optical", optical_active_}};
     if (hessian_loader_) {
         const auto h = hessian_gen_.state();
         j["hessian"] = {{"loader", data::loader_state_to_json(hessian_loader_->state())},
@@ -250,6 +284,11 @@ nlohmann::json Trainer::trainer_state() const {
 }
 
 void Trainer::restore_state(const nlohmann::json& st) {
+    const int64_t saved_world = st.value("world_size", int64_t(1));
+    check(saved_world == world(), "train",
+          fmt::format("the checkpoint was written by a run of {} rank(s) (trainer_state.json world_size = {}), this run "
+                      "has {}: resume with the same number of ranks ({})", saved_world, saved_world, world(),
+                      saved_world == 1 ? "one process, no mpirun" : fmt::format("mpirun -np {}", saved_world)));
     auto rng_of = [](const nlohmann::json& r) {
         return RngState{r.at("seed").get<uint64_t>(), r.at("stream").get<uint64_t>(), r.at("offset").get<uint64_t>()};
     };
@@ -262,7 +301,10 @@ void Trainer::restore_state(const nlohmann::json& st) {
     bad_total_seen_ = st.at("bad_steps_total").get<int64_t>();
     model_->dropout_generator().set_state(rng_of(st.at("rng")));
     train_loader_->restore(data::loader_state_from_json(st.at("loader"), "trainer_state.json loader"));
-    model_->set_gate_counters(true, st.at("sparsity_counters").get<std::vector<int64_t>>());
+    // The saved counters are the ranks' sum: rank 0 takes them, the others start from zero.
+    auto counters = st.at("sparsity_counters").get<std::vector<int64_t>>();
+    if (!lead()) std::fill(counters.begin(), counters.end(), 0);
+    model_->set_gate_counters(true, counters);
     loss_scale_.fill_(st.at("loss_scale").get<double>());
     clean_steps_.fill_(st.at("clean_steps").get<double>());
     if (hessian_loader_ && st.contains("hessian")) {
@@ -271,22 +313,45 @@ void Trainer::restore_state(const nlohmann::json& st) {
     }
 }
 
+nn::GPT::CounterReducer Trainer::counter_reducer() {
+    if (!dp_) return {};
+    return [this](std::vector<int64_t>& counters) { dp_->sum_host(counters); };
+}
+
+std::vector<int64_t> Trainer::gate_counters() {
+    std::vector<int64_t> counters = model_->gate_counters(true);
+    if (dp_) dp_->sum_host(counters);
+    return counters;
+}
+
+void Trainer::make_optimizer() {
+    if (dp_) optimizer_ = dp_->make_optimizer(model_->parameters(), cfg_.optim.groups);
+    else optimizer_ = std::make_unique<optim::Optimizer>(optim::make_groups(model_->parameters(), cfg_.optim.groups));
+}
+
 Tensor Trainer::on_device(const Tensor& host) const { return device_.is_cuda() ? host.to(device_) : host; }
 
 void Trainer::train_step() {
-    const int64_t GA = cfg_.data.gradient_accumulation_steps;
+    // GA is global: each of the W ranks runs GA/W micro-steps; the summed gradients are the mean.
+    const int64_t GA = cfg_.data.gradient_accumulation_steps, micro_steps = GA / world();
+    if (dp_) dp_->set_iteration(iteration_);
     const bool f16 = cfg_.system.dtype == DType::f16;
     Tensor loss_sum = device_scalar(0, device_);
-    for (int64_t micro = 0; micro < GA; ++micro) {
+    for (int64_t micro = 0; micro < micro_steps; ++micro) {
         data::Batch b = train_loader_->next();
         Tensor loss = model_->loss(on_device(b.inputs), on_device(b.targets));     // () f32
         if (loss_hook) loss = loss_hook(loss, iteration_);
         loss_sum = loss_sum + loss.detach();
         Tensor scaled = loss * (1.0 / double(GA));
         if (f16) scaled = scaled * loss_scale_.reshape({});
+        if (dp_ && micro == micro_steps - 1) dp_->arm();
         scaled.backward();
     }
-    const auto params = optimizer_->parameters();
+    if (dp_) {
+        dp_->finish_gradients();
+        dp_->sum(loss_sum);
+    }
+    const auto params = dp_ ? dp_->parameters() : optimizer_->parameters();  // ZeRO-1: all, not this rank's
     Tensor flags;
     if (f16) {  // unscale through γ; the scale halves on overflow and doubles after 2000 clean steps
         Tensor raw = optim::clip_flags(params, 0.0, loss_sum);
@@ -304,7 +369,12 @@ void Trainer::train_step() {
     }
     const double peak = cfg_.schedule.learning_rate;
     optimizer_->step({peak > 0 ? run_lr(cfg_, iteration_, optical_active_) / peak : 0.0, flags});
-    optimizer_->zero_grad();
+    if (dp_) {
+        dp_->zero_grad();
+        dp_->after_step(*model_);
+    } else {
+        optimizer_->zero_grad();
+    }
     const Tensor bad = element(flags, 1);
     bad_run_ = (bad_run_ + 1.0) * bad;
     bad_total_ = bad_total_ + bad;
@@ -329,9 +399,9 @@ void Trainer::hessian_hook() {
     };
     sync();
     const auto start = Clock::now();
-    const int64_t GA = cfg_.data.gradient_accumulation_steps;
+    const int64_t GA = cfg_.data.gradient_accumulation_steps, micro_steps = GA / world();
     model_->set_gate_counting(false);
-    for (int64_t micro = 0; micro < GA; ++micro) {
+    for (int64_t micro = 0; micro < micro_steps; ++micro) {
         data::Batch b = hessian_loader_->next();
         Tensor logits = model_->forward(on_device(b.inputs));                       // (B, T, V)
         Tensor labels;
@@ -341,12 +411,15 @@ void Trainer::hessian_hook() {
             Tensor gumbel = -ops::log(-ops::log(u + 1e-20));
             labels = ops::argmax(logits.detach().to(DType::f32) + gumbel, -1);    // (B, T)
         }
+        if (dp_ && micro == micro_steps - 1) dp_->arm();
         (ops::cross_entropy(logits, labels) * (1.0 / double(GA))).backward();
     }
-    Tensor flags = optim::clip_flags(optimizer_->parameters(), cfg_.optim.grad_clip);
+    if (dp_) dp_->finish_gradients();
+    Tensor flags = optim::clip_flags(dp_ ? dp_->parameters() : optimizer_->parameters(), cfg_.optim.grad_clip);
     for (size_t g = 0; g < optimizer_->groups().size(); ++g)
         if (auto* rule = dynamic_cast<optim::SophiaRule*>(&optimizer_->rule(g))) rule->update_hessian(flags);
-    optimizer_->zero_grad();
+    if (dp_) dp_->zero_grad();
+    else optimizer_->zero_grad();
     model_->set_gate_counting(true);
     sync();
     hook_seconds_ += seconds_since(start);
@@ -362,7 +435,8 @@ double Trainer::split_loss(data::Split split) {
         data::Batch b = loader.next();
         total = total + model_->loss(on_device(b.inputs), on_device(b.targets));
     }
-    return total.item() / double(cfg_.eval.eval_iters);
+    if (dp_) dp_->sum(total);  // every rank evaluated its slice of the same windows
+    return total.item() / double(cfg_.eval.eval_iters * world());
 }
 
 void Trainer::evaluate(bool save_after) {
@@ -376,7 +450,7 @@ void Trainer::evaluate(bool save_after) {
         model_->train();
     }
     if (model_->has_gate_stats()) {
-        const nn::SparsityReading r = model_->read_sparsity(false, true);
+        const nn::SparsityReading r = model_->read_sparsity(false, true, counter_reducer());
         line.sparsity = r.mean;
         line.sparsity_layers = r.per_layer;
     }
@@ -386,6 +460,7 @@ void Trainer::evaluate(bool save_after) {
 }
 
 void Trainer::plot_losses() {
+    if (!lead()) return;
     std::optional<int64_t> mark;
     if (cfg_.optical.enabled && cfg_.optical.start_iter > 0) mark = cfg_.optical.start_iter;
     const LossPlot plot = write_loss_plot(cfg_.io.out_dir, mark, "optical");
@@ -400,11 +475,15 @@ void Trainer::save(double val_loss, bool final_step) {
         best_iteration_ = iteration_;
     }
     if (!(best || cfg_.io.always_save_checkpoint || final_step)) return;
-    check(state_is_finite(*model_, *optimizer_), "train",
+    // Every rank takes part (ZeRO-1 gathers the state); rank 0 writes.
+    const optim::StateDict opt = dp_ ? dp_->full_state(*optimizer_) : optimizer_->state_dict();
+    const nlohmann::json state = trainer_state();  // reads device scalars, identical on every rank
+    if (!lead()) return;
+    check(state_is_finite(*model_, opt), "train",
           fmt::format("iteration {}: the model or optimizer state is not finite; no checkpoint was written", iteration_));
     fmt::print("saving checkpoint to {}\n", checkpoints_dir_);
-    auto result = save_checkpoint(checkpoints_dir_, iteration_, *model_, *optimizer_, trainer_state(), resolved_ini(cfg_),
-                                  {cfg_.io.keep_last, best ? data::MarkBest::yes : data::MarkBest::no});
+    auto result = save_checkpoint(checkpoints_dir_, iteration_, *model_, opt, optimizer_->name(), state,
+                                  resolved_ini(cfg_), {cfg_.io.keep_last, best ? data::MarkBest::yes : data::MarkBest::no});
     for (const std::string& name : result.pruned) fmt::print("removed old checkpoint {}\n", name);
 }
 
@@ -418,12 +497,12 @@ void Trainer::log_iteration(double seconds, int64_t iterations) {
     line.lr = run_lr(cfg_, iteration_, optical_active_);
     line.tokens_per_s = double(cfg_.tokens_per_step()) * double(iterations) / seconds;
     if (iteration_ - start_iteration_ >= 5)
-        line.mfu = mfu(flops_per_token_, cfg_.tokens_per_step() * iterations, seconds, peak_flops_);
+        line.mfu = mfu(flops_per_token_, cfg_.tokens_per_step() / world() * iterations, seconds, peak_flops_);  // per GPU
 #ifdef LUMEN_WITH_CUDA
     if (device_.is_cuda()) line.mem_gib = double(cuda::allocator_stats(device_.index).peak_allocated_bytes) / double(1ull << 30);
 #endif
     if (model_->has_gate_stats()) {
-        const nn::SparsityReading r = model_->read_sparsity(true, true);
+        const nn::SparsityReading r = model_->read_sparsity(true, true, counter_reducer());
         line.sparsity = r.mean;
         line.sparsity_layers = r.per_layer;
     }
@@ -446,14 +525,14 @@ void Trainer::emit(const nlohmann::json& record, const std::string& line) {
     fmt::print("{}\n", line);
     std::fflush(stdout);
     metrics_.push_back(record);
-    std::ofstream(metrics_path_, std::ios::app) << record.dump() << "\n";
+    if (lead()) std::ofstream(metrics_path_, std::ios::app) << record.dump() << "\n";
 }
 
 void Trainer::go_optical(bool reset_optimizer) {
     fmt::print("{}", make_model_optical(*model_, cfg_));
     optical_active_ = true;
     if (reset_optimizer && optimizer_) {
-        optimizer_ = std::make_unique<optim::Optimizer>(optim::make_groups(model_->parameters(), cfg_.optim.groups));
+        make_optimizer();
         fmt::print("optimizer state reset for the optical phase (optical.reset_optimizer = true)\n");
     }
 }
@@ -462,7 +541,7 @@ void Trainer::run() {
     const int64_t max_iters = cfg_.schedule.max_iters;
     if (cfg_.eval.eval_only) {
         evaluate(false);
-        if (!cfg_.io.export_hf.empty()) export_run(cfg_, *model_, hf_.get(), dataset_.vocab_size);
+        if (!cfg_.io.export_hf.empty() && lead()) export_run(cfg_, *model_, hf_.get(), dataset_.vocab_size);
         return;
     }
     StopOnSignals signals;
@@ -498,17 +577,18 @@ void Trainer::run() {
                        std::string(size_t(30 - filled), '.'), iteration_ + 1, max_iters, int(eta) / 60, int(eta) % 60);
             std::fflush(stdout);
         }
-        if (stop_signal != 0) {
+        // Ranks stop together: a signal that reached any of them stops all after this step.
+        if (dp_ ? dp_->any(stop_signal != 0) : stop_signal != 0) {
             ++iteration_;  // the step just taken
             fmt::print("\n{} received: saving a checkpoint at iteration {} and stopping\n",
-                       stop_signal == SIGINT ? "SIGINT" : "SIGTERM", iteration_);
+                       stop_signal == SIGTERM ? "SIGTERM" : "SIGINT", iteration_);
             save(std::numeric_limits<double>::infinity(), true);
             interrupted_ = true;
             return;
         }
     }
     if (hook_seconds_ > 0) fmt::print("sophia hessian hook: {:.1f}s in all\n", hook_seconds_);
-    if (!cfg_.io.export_hf.empty()) export_run(cfg_, *model_, hf_.get(), dataset_.vocab_size);
+    if (!cfg_.io.export_hf.empty() && lead()) export_run(cfg_, *model_, hf_.get(), dataset_.vocab_size);
 }
 
 }  // namespace lumen::training

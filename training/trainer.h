@@ -13,11 +13,13 @@
 // exactly (bit for bit on the CPU). With [optical] enabled the model is transformed at
 // optical.start_iter (after that iteration's eval, before its first micro-batch) and the optical
 // phase's learning rate applies from then on (training/optical_phase.h). After every eval the loss
-// curve is re-rendered into out_dir/loss.svg (training/loss_plot.h).
+// curve is re-rendered into out_dir/loss.svg (training/loss_plot.h). Under mpirun the trainer is one
+// rank of a data-parallel job (training/data_parallel.h): rank 0 prints and writes, all ranks train.
 #pragma once
 
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "dist/communicator.h"
 #include "nn/gpt.h"
 #include "nn/hf_model.h"
 #include "optim/optimizer.h"
@@ -30,6 +32,8 @@
 #include <string>
 
 namespace lumen::training {
+
+class DataParallel;
 
 class Trainer {
 public:
@@ -50,6 +54,9 @@ public:
     bool optical_active() const { return optical_active_; }
     int64_t iteration() const { return iteration_; }
     Device device() const { return device_; }
+    // Data parallelism (training/data_parallel.h): this process's rank and the job's size (0 and 1 alone).
+    int rank() const;
+    int world() const;
     // The JSON lines written to metrics.jsonl so far in this process.
     const std::vector<nlohmann::json>& metrics() const { return metrics_; }
 
@@ -57,7 +64,13 @@ private:
     std::optional<std::string> reconcile_resume();  // the checkpoint to resume, model keys taken from it
     void build(const std::optional<std::string>& resume_dir);
     void restore_state(const nlohmann::json& state);
-    nlohmann::json trainer_state() const;
+    nlohmann::json trainer_state();
+    bool lead() const { return rank() == 0; }  // rank 0 prints, writes metrics and checkpoints
+    // The optimizer over the model's trainable parameters (a data-parallel run's: through DataParallel).
+    void make_optimizer();
+    // Gate counters summed over the ranks (specs/wiggle.md §8 item 3); empty reducer when alone.
+    nn::GPT::CounterReducer counter_reducer();
+    std::vector<int64_t> gate_counters();  // the training counters, summed (a collective under mpirun)
     void train_step();
     void hessian_hook();
     void evaluate(bool save_after);
@@ -74,7 +87,9 @@ private:
     data::LoaderConfig loader_config(uint64_t seed, data::Shuffle shuffle) const;
 
     TrainConfig cfg_;
+    dist::Launch launch_;
     Device device_;
+    std::unique_ptr<DataParallel> dp_;  // under mpirun only
     data::DatasetInfo dataset_;
     std::unique_ptr<nn::HfModel> hf_;          // init_from = hf:DIR (or a resumed run's first init_from)
     std::vector<std::string> lora_modules_;    // the modules with LoRA adapters
@@ -99,7 +114,8 @@ private:
     std::vector<nlohmann::json> metrics_;
 };
 
-// The run's device from the `system.device` key ("auto": the first GPU if there is one).
-Device resolve_device(const std::string& key);
+// The run's device from the `system.device` key ("auto": the first GPU if there is one); under mpirun
+// the GPU of the rank's local rank.
+Device resolve_device(const std::string& key, const dist::Launch& launch = {});
 
 }  // namespace lumen::training

@@ -12,10 +12,10 @@
 // Forward (quantized = true), per causal entry (r, j) and feature e, with the element indices
 //   i_S = ((b·H + h)·Tq + r)·Tk + j      i_Y = ((b·H + h)·Tq + r)·d + e
 //   acc_S = Σ_e q_re·k_je                 (f32, e ascending, each product and sum rounded: no FMA)
-//   S     = Q_dith(acc_S; qk_mm, qk offset(i_S))          Z = c ⊗ S      (masked: Z = -inf)
+//   S     = Q_dith(acc_S; qk_mm, qk offset(qk_base + i_S))          Z = c ⊗ S      (masked: Z = -inf)
 //   m     = max_j Z,  l = Σ_j exp(Z − m),  P = exp(Z − m) ⊘ l   (f32)
 //   acc_Y = Σ_{j causal} Q_det(P; [0, 1])·v_je    (f32, j ascending, no FMA)
-//   Y     = Q_dith(acc_Y; av_mm, av offset(i_Y))
+//   Y     = Q_dith(acc_Y; av_mm, av offset(av_base + i_Y))
 // q, k and v are the already quantized operands (Q_det'ed on the host side of the op). With
 // quantized = false (the calibration pass) q, k, v are the float tensors and S = acc_S, P is not
 // quantized, Y = acc_Y. Outputs (each optional, an undefined Tensor is not produced):
@@ -42,17 +42,22 @@
 namespace lumen {
 
 // The output dither of S (stream name + "#qk") and of Y (name + "#av"), specs/optical.md §5.
+// Element mode adds qk_base / av_base to the element indices i_S / i_Y: under data parallelism
+// rank r of W passes r × numel(S) and r × numel(Y) of its own call, so its elements are the
+// global call's (W·B, H, Tq, ·) batch entries [r·B, (r+1)·B).
 struct AttentionDither {
     optical::DitherKey qk, av;  // element mode: same seed and counter n, one stream each
+    uint64_t qk_base = 0;       // element mode: added to i_S (a rank's offset under DP)
+    uint64_t av_base = 0;       // element mode: added to i_Y
     bool scalar = false;        // scalar mode: every element of both products uses offset r
     float r = 0.0f;
 };
 
 LUMEN_HOST_DEVICE float attention_qk_offset(const AttentionDither& d, uint64_t i) {
-    return d.scalar ? d.r : optical::dither_offset(d.qk, i);
+    return d.scalar ? d.r : optical::dither_offset(d.qk, d.qk_base + i);
 }
 LUMEN_HOST_DEVICE float attention_av_offset(const AttentionDither& d, uint64_t i) {
-    return d.scalar ? d.r : optical::dither_offset(d.av, i);
+    return d.scalar ? d.r : optical::dither_offset(d.av, d.av_base + i);
 }
 
 // P from Z and the row's (m, l): the one formula both passes and the backward use.

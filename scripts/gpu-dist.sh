@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# scripts/gpu-dist.sh: data-parallel training on the device machine: build for sm_90 (build), the
+# data-parallel test files on CPU (MPI, 2 ranks) and CUDA (NCCL: world 1 on one GPU, world N when the
+# machine has N GPUs) (tests), the whole suite (suite), and GPT-2 124M at 16 × 1024 tokens per rank
+# and step, bf16: one process, then mpirun -np 1 (NCCL, f32 and bf16 gradients, ZeRO-1), then
+# mpirun -np N for every N up to the GPU count with the scaling efficiency (bench).
+# NCCL_NVLS_ENABLE=0 throughout (README: "Data-parallel training"). Logs to $OUT (or gpu-logs/).
+# Usage: bash scripts/gpu-dist.sh [build tests suite bench]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export NCCL_NVLS_ENABLE=0 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+out="${OUT:-gpu-logs}"
+mkdir -p "$out"
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(build tests suite bench)
+status=0
+gpus=$(nvidia-smi -L | wc -l)
+files='*tests/dist/*,*tests/e2e/data_parallel_test.cpp,*tests/autograd/*leaf*,*tests/nn/*data_parallel*,*tests/core/philox*'
+for step in "${steps[@]}"; do
+    case "$step" in
+    build)
+        nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+        cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DLUMEN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+            > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+        grep -E "lumen:" "$out/configure.log"
+        cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -60; exit 1; }
+        echo "build: ok" ;;
+    tests)
+        ./build-gpu/lumen_tests --no-version --source-file="$files" > "$out/tests_dist.log" 2>&1 || status=1
+        grep -E "^\[doctest\] (test cases|assertions)|Status|ERROR|FAILED" "$out/tests_dist.log" | tail -20 ;;
+    suite)
+        ./build-gpu/lumen_tests --no-version > "$out/suite.log" 2>&1 || status=1
+        grep -E "^\[doctest\] (test cases|assertions)|Status" "$out/suite.log" | tail -5 ;;
+    bench)
+        python3 - <<'PY'
+import json, os, numpy as np
+d = "/tmp/rand_gpt2"; os.makedirs(d, exist_ok=True)
+rng = np.random.default_rng(0)
+for name, n in (("train_000000.bin", 20_000_000), ("val_000000.bin", 400_000)):
+    h = np.zeros(256, np.int32); h[0], h[1], h[2] = 20240520, 1, n
+    with open(f"{d}/{name}", "wb") as f:
+        f.write(h.tobytes()); f.write(rng.integers(0, 50257, n, dtype=np.uint16).tobytes())
+json.dump({"format": "lumen-dataset", "version": 1, "token_format": "llmc", "token_bytes": 2, "vocab_size": 50257,
+           "eot_id": 50256, "doc_separator": "prefix", "tokenizer": "gpt2", "train": "train_*.bin", "val": "val_*.bin",
+           "num_tokens": {"train": 20_000_000, "val": 400_000}}, open(f"{d}/dataset.json", "w"))
+PY
+        common=(configs/gpt2_124m.cfg --dataset=/tmp/rand_gpt2 --vocab_size=50304 --batch_size=16 --block_size=1024
+                --max_iters=60 --warmup_iters=5 --eval_interval=1000000 --eval_iters=1 --log_interval=20
+                --always_save_checkpoint=false --device=cuda --dtype=bfloat16 --loader=sequential)
+        mpi=(mpirun --bind-to none --oversubscribe -x NCCL_NVLS_ENABLE=0 --allow-run-as-root)
+        bench_run() {  # name, GA, launcher..., -- extra keys...
+            local name=$1 ga=$2; shift 2
+            local launcher=() extra=()
+            while [ $# -gt 0 ] && [ "$1" != "--" ]; do launcher+=("$1"); shift; done
+            [ $# -gt 0 ] && shift
+            extra=("$@")
+            "${launcher[@]}" ./build-gpu/train "${common[@]}" --gradient_accumulation_steps="$ga" "${extra[@]}" \
+                --out_dir="/tmp/dist_$name" > "$out/bench_$name.log" 2>&1 || status=1
+            echo "== $name: $(grep -E '^iter 59' "$out/bench_$name.log" || tail -3 "$out/bench_$name.log")"
+            grep -E "^(data parallel|gradient buckets|ZeRO)" "$out/bench_$name.log"
+        }
+        bench_run single 1 --
+        bench_run nccl1_f32 1 "${mpi[@]}" -np 1 --
+        bench_run nccl1_bf16 1 "${mpi[@]}" -np 1 -- --dist.grad_dtype=bfloat16
+        bench_run nccl1_zero1 1 "${mpi[@]}" -np 1 -- --dist.zero1=true
+        for n in $(seq 2 "$gpus"); do
+            bench_run "nccl${n}_f32" "$n" "${mpi[@]}" -np "$n" --
+            bench_run "nccl${n}_bf16" "$n" "${mpi[@]}" -np "$n" -- --dist.grad_dtype=bfloat16
+        done ;;
+    esac
+done
+exit $status
