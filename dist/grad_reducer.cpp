@@ -26,12 +26,16 @@ GradReducer::GradReducer(Communicator& comm, std::vector<nn::Parameter> params, 
         slots_.push_back(std::move(slot));
     }
 
-    // Buckets in reverse registration order, each ≤ cap bytes of f32 unless one tensor is larger.
+    // Buckets in reverse registration order, each ≤ cap bytes of f32 unless one tensor is larger. Each
+    // view starts at a multiple of kAlign elements (256 bytes), so the kernels that write and read
+    // gradients take their vectorised paths; the padding stays zero and is summed as zeros.
+    constexpr int64_t kAlign = 64;
+    const auto padded = [](int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
     const double cap = options.bucket_mb * 1024.0 * 1024.0;
     std::vector<int64_t> numels;
     double bytes = 0;
     for (size_t i = slots_.size(); i-- > 0;) {
-        const double b = 4.0 * double(slots_[i].param.tensor.numel());
+        const double b = 4.0 * double(padded(slots_[i].param.tensor.numel()));
         if (buckets_.empty() || (bytes + b > cap && !buckets_.back().slots.empty())) {
             buckets_.emplace_back();
             numels.push_back(0);
@@ -39,7 +43,7 @@ GradReducer::GradReducer(Communicator& comm, std::vector<nn::Parameter> params, 
         }
         slots_[i].bucket = buckets_.size() - 1;
         buckets_.back().slots.push_back(i);
-        numels.back() += slots_[i].param.tensor.numel();
+        numels.back() += padded(slots_[i].param.tensor.numel());
         bytes += b;
     }
     for (size_t bi = 0; bi < buckets_.size(); ++bi) {
@@ -51,7 +55,7 @@ GradReducer::GradReducer(Communicator& comm, std::vector<nn::Parameter> params, 
             Slot& s = slots_[si];
             const int64_t n = s.param.tensor.numel();
             s.view = bucket.flat.narrow(0, offset, n).view(s.param.tensor.shape());  // .grad's shape
-            offset += n;
+            offset += padded(n);
             const Tensor old = s.param.tensor.grad();
             if (old.defined()) s.view.copy_(old);
             s.param.tensor.set_grad(s.view);

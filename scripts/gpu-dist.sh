@@ -15,7 +15,7 @@ steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(build tests suite bench)
 status=0
 gpus=$(nvidia-smi -L | wc -l)
-files='*tests/dist/*,*tests/e2e/data_parallel_test.cpp,*tests/autograd/*leaf*,*tests/nn/*data_parallel*,*tests/core/philox*'
+files='*tests/dist/*,*tests/e2e/data_parallel_test.cpp,*tests/autograd/*leaf*,*tests/nn/*data_parallel*,*tests/optical/data_parallel*'
 for step in "${steps[@]}"; do
     case "$step" in
     build)

@@ -6,6 +6,7 @@
 // behind a 2 s watchdog and checks the message rank 0 dies with.
 #include "dist/communicator.h"
 #include "dist/watchdog.h"
+#include "tests/dist/mpirun_testing.h"
 #include "tests/harness.h"
 
 #include <sys/wait.h>
@@ -52,19 +53,8 @@ struct ChildRun {
 
 // Runs this binary's "mpi2: ..." cases matching `filter` (minus `exclude`) under mpirun -np 2.
 ChildRun run_two_ranks(const std::string& filter, const std::string& exclude) {
-    // NOTE: CI runs as root; mpirun refuses root unless told. The MPI singleton this process may be
-    // leaves OMPI_/PMIX_ variables that would make mpirun think it is nested inside a job: drop them.
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    std::string command = "env";
-    for (char** e = environ; *e; ++e) {
-        std::string entry = *e;
-        std::string name = entry.substr(0, entry.find('='));
-        bool mpi_var = name.starts_with("OMPI_") || name.starts_with("PMIX_") || name.starts_with("PMI_") ||
-                       name.starts_with("OPAL_");
-        if (mpi_var && !name.starts_with("OMPI_ALLOW_RUN_AS_ROOT")) command += " -u " + name;
-    }
-    command += " mpirun -np 2 --oversubscribe --bind-to none /proc/" + std::to_string(getpid()) +
+    std::string command = lumen::test::mpirun_command(2);
+    command += " /proc/" + std::to_string(getpid()) +
                "/exe --no-skip --no-colors --source-file='*communicator_test.cpp' -tc='" + filter + "'";
     if (!exclude.empty()) command += " -tce='" + exclude + "'";
     command += " 2>&1";

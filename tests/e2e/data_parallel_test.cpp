@@ -3,6 +3,7 @@
 // after a resume, with bf16 gradients on the wire and with ZeRO-1 (through ./train --nproc 2); and the
 // errors a data-parallel run gives (a resume under another world size, GA that does not divide).
 #include "tests/data/data_test_util.h"
+#include "tests/dist/mpirun_testing.h"
 #include "tests/harness.h"
 #include "tests/training/trainer_test_util.h"
 
@@ -21,11 +22,7 @@ int run(const std::string& command, const std::string& log) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-// mpirun as CI runs it: as root, two ranks on however many cores there are.
-std::string mpirun(int np) {
-    return fmt::format("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 mpirun -np {} "
-                       "--oversubscribe --bind-to none", np);
-}
+std::string mpirun(int np) { return "OMP_NUM_THREADS=1 " + lumen::test::mpirun_command(np); }
 
 std::string overrides(const std::string& data, const std::string& out, int batch, int ga) {
     std::string s;
@@ -122,9 +119,8 @@ TEST_CASE("data parallel: mpirun -np 2 with batch B equals one process with 2B, 
     }
     SUBCASE("ZeRO-1 through ./train --nproc 2: the same run, optimizer state sharded") {
         const std::string z = dir.file("zero1");
-        const int rc = run(fmt::format("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 {}{} --max_iters=8 "
-                                       "--dist.zero1=true --nproc 2",
-                                       LUMEN_TRAIN_BIN, overrides(data, z, 4, 4)),
+        const int rc = run(fmt::format("{} {}{} --max_iters=8 --dist.zero1=true --nproc 2",
+                                       lumen::test::mpirun_environment(), LUMEN_TRAIN_BIN, overrides(data, z, 4, 4)),
                            dir.file("zero1.log"));
         const std::string log = lumen::test::read_bytes(dir.file("zero1.log"));
         INFO(log);
