@@ -149,7 +149,7 @@ LUMEN_CUDA_TEST("data parallel cuda: mpirun -np 1 over NCCL equals the one-proce
     std::filesystem::create_directories(data);
     lumen::test::trainer::make_dataset(data);
     for (const char* dtype : {"float32", "bfloat16"}) {
-        INFO("dtype " << dtype);
+        INFO("dtype " << std::string(dtype));
         const std::string single = dir.file(fmt::format("single_{}", dtype)), nccl = dir.file(fmt::format("nccl_{}", dtype));
         const std::string extra = fmt::format(" --max_iters=8 --device=cuda --dtype={}", dtype);
         REQUIRE(run(fmt::format("{}{}{}", LUMEN_TRAIN_BIN, overrides(data, single, 8, 2), extra), dir.file("s.log")) == 0);
