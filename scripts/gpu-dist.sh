@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # scripts/gpu-dist.sh: data-parallel training on the device machine: build for sm_90 (build), the
 # data-parallel test files on CPU (MPI, 2 ranks) and CUDA (NCCL: world 1 on one GPU, world N when the
-# machine has N GPUs) (tests), the whole suite (suite), and GPT-2 124M at 16 × 1024 tokens per rank
+# machine has N GPUs) (tests), the whole suite (suite), compute-sanitizer memcheck over the new CUDA
+# cases (sanitize), and GPT-2 124M at 16 × 1024 tokens per rank
 # and step, bf16: one process, then mpirun -np 1 (NCCL, f32 and bf16 gradients, ZeRO-1), then
 # mpirun -np N for every N up to the GPU count with the scaling efficiency (bench).
 # NCCL_NVLS_ENABLE=0 throughout (README: "Data-parallel training"). Logs to $OUT (or gpu-logs/).
-# Usage: bash scripts/gpu-dist.sh [build tests suite bench]
+# Usage: bash scripts/gpu-dist.sh [build tests suite sanitize bench]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export NCCL_NVLS_ENABLE=0 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 out="${OUT:-gpu-logs}"
 mkdir -p "$out"
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(build tests suite bench)
+[ ${#steps[@]} -eq 0 ] && steps=(build tests suite sanitize bench)
 status=0
 gpus=$(nvidia-smi -L | wc -l)
 files='*tests/dist/*,*tests/e2e/data_parallel_test.cpp,*tests/autograd/*leaf*,*tests/nn/*data_parallel*,*tests/optical/data_parallel*'
@@ -31,6 +32,11 @@ for step in "${steps[@]}"; do
     suite)
         ./build-gpu/lumen_tests --no-version > "$out/suite.log" 2>&1 || status=1
         grep -E "^\[doctest\] (test cases|assertions)|Status" "$out/suite.log" | tail -5 ;;
+    sanitize)  # the CUDA cases of the rank slices and the NCCL world of one, under memcheck
+        compute-sanitizer --tool memcheck --error-exitcode 9 ./build-gpu/lumen_tests --no-version -ts=cuda \
+            --source-file='*tests/nn/data_parallel*,*tests/optical/data_parallel*,*tests/dist/nccl*' \
+            > "$out/memcheck.log" 2>&1 || status=1
+        grep -E "ERROR SUMMARY|test cases" "$out/memcheck.log" | tail -3 ;;
     bench)
         python3 - <<'PY'
 import json, os, numpy as np
@@ -56,8 +62,9 @@ PY
             extra=("$@")
             "${launcher[@]}" ./build-gpu/train "${common[@]}" --gradient_accumulation_steps="$ga" "${extra[@]}" \
                 --out_dir="/tmp/dist_$name" > "$out/bench_$name.log" 2>&1 || status=1
-            echo "== $name: $(grep -E '^iter 59' "$out/bench_$name.log" || tail -3 "$out/bench_$name.log")"
-            grep -E "^(data parallel|gradient buckets|ZeRO)" "$out/bench_$name.log"
+            # iter 40: the window of iterations 21-40 (mpirun's terminal output carries \r and escapes)
+            echo "== $name: $(tr '\r' '\n' < "$out/bench_$name.log" | grep -aE 'iter 40:|error' | tail -2)"
+            grep -aE "^(data parallel|gradient buckets|zero1:)" "$out/bench_$name.log"
         }
         bench_run single 1 --
         bench_run nccl1_f32 1 "${mpi[@]}" -np 1 --

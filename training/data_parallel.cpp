@@ -43,11 +43,11 @@ std::unique_ptr<optim::Optimizer> DataParallel::make_optimizer(const std::vector
     ro.wire = config_.grad_dtype;
     ro.bucket_mb = config_.bucket_mb;
     reducer_ = std::make_unique<dist::GradReducer>(*comm_, params_, ro);
+    in_group_order_.clear();  // as the optimizer lists them: the clip's order and ZeRO-1's plan
+    for (const optim::Group& g : full) in_group_order_.insert(in_group_order_.end(), g.params.begin(), g.params.end());
     zero_.reset();
     if (!config_.zero1) return std::make_unique<optim::Optimizer>(std::move(full));
-    zero_params_.clear();  // the plan's order: the groups', as the optimizer lists them
-    for (const optim::Group& g : full) zero_params_.insert(zero_params_.end(), g.params.begin(), g.params.end());
-    zero_ = std::make_unique<dist::ZeroPlan>(dist::plan_shards(zero_params_, world()));
+    zero_ = std::make_unique<dist::ZeroPlan>(dist::plan_shards(in_group_order_, world()));
     return std::make_unique<optim::Optimizer>(dist::own_groups(full, *zero_, rank()));
 }
 
@@ -58,7 +58,7 @@ void DataParallel::zero_grad() { reducer_->zero_grad(); }
 void DataParallel::finish_gradients() { reducer_->finish(); }
 
 void DataParallel::after_step(nn::GPT& model) {
-    if (zero_) dist::broadcast_parameters(*comm_, zero_params_, *zero_);
+    if (zero_) dist::broadcast_parameters(*comm_, in_group_order_, *zero_);
     nn::average_optical_statistics(model, world(), [this](Tensor& slab) { comm_->all_reduce_sum(slab); });
 }
 

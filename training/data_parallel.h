@@ -40,9 +40,9 @@ public:
     // parameters, all of them, in model order). Call again when the model's parameters change.
     std::unique_ptr<optim::Optimizer> make_optimizer(const std::vector<nn::Parameter>& params,
                                                      const optim::GroupConfig& groups);
-    // Every trainable parameter (the gradients to clip: under ZeRO-1 the optimizer holds only this
-    // rank's share).
-    const std::vector<nn::Parameter>& parameters() const { return params_; }
+    // Every trainable parameter in the full optimizer's order (the gradients to clip, summed in the
+    // one-process order: under ZeRO-1 the optimizer holds only this rank's share).
+    const std::vector<nn::Parameter>& parameters() const { return in_group_order_; }
     // Before the backward of the last micro-step: buckets start as their gradients are final.
     void arm();
     // Zeroes every gradient (in place: the gradients are views into the buckets); replaces
@@ -74,8 +74,8 @@ private:
     std::unique_ptr<dist::Communicator> comm_;
     std::unique_ptr<dist::GradReducer> reducer_;
     std::unique_ptr<dist::ZeroPlan> zero_;  // ZeRO-1 only
-    std::vector<nn::Parameter> params_;       // what the reducer covers and the clip reads: model order
-    std::vector<nn::Parameter> zero_params_;  // the same in the optimizer groups' order (ZeRO-1's plan)
+    std::vector<nn::Parameter> params_;          // what the reducer covers, in model order
+    std::vector<nn::Parameter> in_group_order_;  // the same in the optimizer groups' order
 };
 
 // Rank r of W under mpirun: stdout goes to /dev/null on every rank but 0 (errors still reach stderr,

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 
 using lumen::test::ScratchDir;
 
@@ -40,14 +41,20 @@ std::vector<nlohmann::json> metrics(const std::string& out, const std::string& t
     return lumen::test::trainer::of_type(records, type);
 }
 
-// Iteration lines (loss, grad_norm) and eval lines (train and val loss) agree within `rel`, from `from` on.
-void check_same_run(const std::string& a, const std::string& b, double rel, int64_t from = 0) {
+// Iteration lines (loss, grad_norm) and eval lines (train and val loss) agree within `rel`, for iterations
+// in [from, to].
+void check_same_run(const std::string& a, const std::string& b, double rel, int64_t from = 0,
+                    int64_t to = std::numeric_limits<int64_t>::max()) {
+    auto within = [from, to](const nlohmann::json& r) {
+        const int64_t it = r.at("iter").get<int64_t>();
+        return it >= from && it <= to;
+    };
     auto close = [rel](double x, double y) { return std::abs(x - y) <= rel * std::max(1.0, std::abs(y)); };
     const auto ia = metrics(a, "iter"), ib = metrics(b, "iter");
     size_t compared = 0;
     for (const auto& x : ia)
         for (const auto& y : ib)
-            if (x.at("iter") == y.at("iter") && x.at("iter").get<int64_t>() >= from) {
+            if (x.at("iter") == y.at("iter") && within(x)) {
                 INFO("iter " << x.at("iter") << ": " << x.dump() << " vs " << y.dump());
                 CHECK(close(x.at("loss").get<double>(), y.at("loss").get<double>()));
                 CHECK(close(x.at("gnorm").get<double>(), y.at("gnorm").get<double>()));
@@ -56,7 +63,7 @@ void check_same_run(const std::string& a, const std::string& b, double rel, int6
     const auto ea = metrics(a, "eval"), eb = metrics(b, "eval");
     for (const auto& x : ea)
         for (const auto& y : eb)
-            if (x.at("iter") == y.at("iter") && x.at("iter").get<int64_t>() >= from) {
+            if (x.at("iter") == y.at("iter") && within(x)) {
                 INFO("step " << x.at("iter") << ": " << x.dump() << " vs " << y.dump());
                 CHECK(close(x.at("train_loss").get<double>(), y.at("train_loss").get<double>()));
                 CHECK(close(x.at("val_loss").get<double>(), y.at("val_loss").get<double>()));
@@ -128,6 +135,30 @@ TEST_CASE("data parallel: mpirun -np 2 with batch B equals one process with 2B, 
         CHECK(log.find("zero1: optimizer state over 2 ranks") != std::string::npos);
         check_same_run(z, single, 2e-5);
     }
+}
+
+TEST_CASE("data parallel: an optical run averages its range statistics and stays with the one-process run") {
+    // The ranks calibrate on their own rows and average the ranges after every step, so the runs differ by
+    // the ranges (min/max of 4 rows, averaged, against min/max of 8) and not by more.
+    ScratchDir dir("e2e_dp_optical");
+    const std::string data = dir.file("data");
+    std::filesystem::create_directories(data);
+    lumen::test::trainer::make_dataset(data);
+    const std::string optical = " --max_iters=8 --optical.enabled=true --optical.start_iter=4 --dropout=0";
+    const std::string single = dir.file("single"), twin = dir.file("twin");
+    REQUIRE(run(fmt::format("{}{}{}", LUMEN_TRAIN_BIN, overrides(data, single, 8, 2), optical), dir.file("s.log")) == 0);
+    const int rc = run(fmt::format("{} {}{}{}", mpirun(2), LUMEN_TRAIN_BIN, overrides(data, twin, 4, 4), optical),
+                       dir.file("t.log"));
+    const std::string log = lumen::test::read_bytes(dir.file("t.log"));
+    INFO(log);
+    REQUIRE(rc == 0);
+    CHECK(log.find("entering the optical phase") != std::string::npos);
+    check_same_run(twin, single, 2e-5, 0, 3);  // the digital phase: iterations 0-3 and the step-0 eval
+    const auto a = metrics(twin, "eval"), b = metrics(single, "eval");
+    REQUIRE(a.size() == b.size());
+    const double va = a.back().at("val_loss").get<double>(), vb = b.back().at("val_loss").get<double>();
+    CHECK(std::isfinite(va));
+    CHECK(std::abs(va - vb) <= 0.02 * vb);
 }
 
 TEST_CASE("data parallel: gradient_accumulation_steps must divide by the ranks") {
