@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # scripts/gpu-dist.sh: data-parallel training on the device machine: build for sm_90 (build), the
-# data-parallel test files on CPU (MPI, 2 ranks) and CUDA (NCCL: world 1 on one GPU, world N when the
-# machine has N GPUs) (tests), the whole suite (suite), compute-sanitizer memcheck over the new CUDA
-# cases (sanitize), and GPT-2 124M at 16 × 1024 tokens per rank
-# and step, bf16: one process, then mpirun -np 1 (NCCL, f32 and bf16 gradients, ZeRO-1), then
-# mpirun -np N for every N up to the GPU count with the scaling efficiency (bench).
+# data-parallel test files on CPU (MPI, 2 ranks) and CUDA (NCCL, a world of one) (tests), the whole
+# suite (suite), compute-sanitizer memcheck over the new CUDA cases (sanitize), and GPT-2 124M at
+# 16 × 1024 tokens per rank and step, bf16: one process, then mpirun -np 1 (NCCL, f32 and bf16
+# gradients, ZeRO-1), then mpirun -np N for every N from 2 to the GPU count, GA = N so that each rank
+# runs one micro-step (scaling efficiency = tok/s at N / (N × tok/s of one process)) (bench).
 # NCCL_NVLS_ENABLE=0 throughout (README: "Data-parallel training"). Logs to $OUT (or gpu-logs/).
 # Usage: bash scripts/gpu-dist.sh [build tests suite sanitize bench]
 set -uo pipefail
