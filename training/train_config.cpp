@@ -474,11 +474,13 @@ std::string located(const Config& cfg, const std::string& message) {
 const Schema& train_schema() { return registry().schema; }
 
 std::string train_help() {
-    return "usage: ./train CONFIG.cfg [--key=value ...]\n"
+    return "usage: ./train CONFIG.cfg [--key=value ...] [--export_hf DIR] [--merge_lora] [--nproc N]\n"
+           "       mpirun -np N ./train CONFIG.cfg [...]      (data parallel: N ranks, one GPU each)\n"
            "\n"
            "CONFIG.cfg is INI: `key = value` lines, `[section]` headers, `#` comments. A key is section.key;\n"
            "written bare (top level, or --key=value) it means its home section below. Command-line values\n"
-           "override the file. The resolved config is printed at start and saved in out_dir.\n" +
+           "override the file. The resolved config is printed at start and saved in out_dir. --nproc N starts\n"
+           "N data-parallel ranks on this host through mpirun (NCCL on GPUs, MPI on the CPU; see [dist]).\n" +
            train_schema().help() + optical_help();
 }
 
