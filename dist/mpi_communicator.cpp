@@ -60,11 +60,9 @@ private:
     bool waited_ = false;
 };
 
-class MpiCommunicator final : public Communicator {
+class MpiCommunicator final : public ChannelCommunicator {
 public:
-    explicit MpiCommunicator(const CommOptions& options) : channel_(options) {
-        rank_ = channel_.rank();
-        world_ = channel_.world();
+    explicit MpiCommunicator(const CommOptions& options) : ChannelCommunicator(options) {
         check_mpi(MPI_Op_create(&bf16_sum, 1, &bf16_sum_), "make_communicator", "MPI_Op_create(bf16 sum)");
     }
     ~MpiCommunicator() override {
@@ -88,18 +86,6 @@ public:
     }
 
     void barrier() override { channel_.barrier(); }
-
-    void all_reduce_sum_host(std::vector<double>& values) override {
-        channel_.all_reduce_sum_host(values.data(), int64_t(values.size()), MPI_DOUBLE, "all_reduce_sum_host");
-    }
-    void all_reduce_sum_host(std::vector<int64_t>& values) override {
-        channel_.all_reduce_sum_host(values.data(), int64_t(values.size()), MPI_INT64_T, "all_reduce_sum_host");
-    }
-    std::string broadcast_host(const std::string& value, int root) override {
-        return channel_.broadcast_host(value, root);
-    }
-
-    void set_context(std::string context) override { channel_.watchdog().set_context(std::move(context)); }
 
 private:
     // Starts the in-place sum of `t` (one MPI_Iallreduce per 2^30 elements).
@@ -134,7 +120,6 @@ private:
         return std::make_unique<MpiWork>(channel_, t, std::move(requests), seq, label);
     }
 
-    MpiChannel channel_;
     MPI_Op bf16_sum_ = MPI_OP_NULL;
 };
 

@@ -60,6 +60,28 @@ private:
     std::unique_ptr<Watchdog> watchdog_;
 };
 
+// What both backends share: the MPI channel (rank, world, the watchdog) and the host-side collectives.
+class ChannelCommunicator : public Communicator {
+public:
+    explicit ChannelCommunicator(const CommOptions& options) : channel_(options) {
+        rank_ = channel_.rank();
+        world_ = channel_.world();
+    }
+    void all_reduce_sum_host(std::vector<double>& values) override {
+        channel_.all_reduce_sum_host(values.data(), int64_t(values.size()), MPI_DOUBLE, "all_reduce_sum_host");
+    }
+    void all_reduce_sum_host(std::vector<int64_t>& values) override {
+        channel_.all_reduce_sum_host(values.data(), int64_t(values.size()), MPI_INT64_T, "all_reduce_sum_host");
+    }
+    std::string broadcast_host(const std::string& value, int root) override {
+        return channel_.broadcast_host(value, root);
+    }
+    void set_context(std::string context) override { channel_.watchdog().set_context(std::move(context)); }
+
+protected:
+    MpiChannel channel_;
+};
+
 // "broadcast: root 3 is not a rank of this job (world 2)" unless 0 <= root < world.
 void check_root(int root, int world, std::string_view op);
 

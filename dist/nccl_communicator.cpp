@@ -79,13 +79,11 @@ private:
     bool waited_ = false;
 };
 
-class NcclCommunicator final : public Communicator {
+class NcclCommunicator final : public ChannelCommunicator {
 public:
-    NcclCommunicator(Device device, const CommOptions& options) : channel_(options), device_(device) {
-        rank_ = channel_.rank();
-        world_ = channel_.world();
+    NcclCommunicator(Device device, const CommOptions& options) : ChannelCommunicator(options), device_(device) {
         cuda::set_device(device_.index);
-        // NOTE: NVLink multicast (NVLS) stays off, whatever the environment says: see the README's note
+        // NOTE: NVLink multicast (NVLS) stays off, whatever the environment says: see the README, "Data-parallel training"
         setenv("NCCL_NVLS_ENABLE", "0", 1);
         ncclUniqueId id{};
         if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "make_communicator", "ncclGetUniqueId");
@@ -140,18 +138,6 @@ public:
         channel_.barrier();
     }
 
-    void all_reduce_sum_host(std::vector<double>& values) override {
-        channel_.all_reduce_sum_host(values.data(), int64_t(values.size()), MPI_DOUBLE, "all_reduce_sum_host");
-    }
-    void all_reduce_sum_host(std::vector<int64_t>& values) override {
-        channel_.all_reduce_sum_host(values.data(), int64_t(values.size()), MPI_INT64_T, "all_reduce_sum_host");
-    }
-    std::string broadcast_host(const std::string& value, int root) override {
-        return channel_.broadcast_host(value, root);
-    }
-
-    void set_context(std::string context) override { channel_.watchdog().set_context(std::move(context)); }
-
 private:
     void check_tensor(const Tensor& t, std::string_view op, std::string_view name) const {
         check(t.defined(), op, fmt::format("{} is an undefined tensor", name));
@@ -204,7 +190,6 @@ private:
         LUMEN_CUDA_CHECK(cudaStreamWaitEvent(cuda::compute_stream(device_.index), done->event, 0));
     }
 
-    MpiChannel channel_;
     Device device_;
     ncclComm_t comm_ = nullptr;
     cudaStream_t stream_ = nullptr;

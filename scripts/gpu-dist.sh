@@ -40,18 +40,7 @@ for step in "${steps[@]}"; do
             > "$out/memcheck.log" 2>&1 || status=1
         grep -E "ERROR SUMMARY|test cases" "$out/memcheck.log" | tail -3 ;;
     bench)
-        python3 - <<'PY'
-import json, os, numpy as np
-d = "/tmp/rand_gpt2"; os.makedirs(d, exist_ok=True)
-rng = np.random.default_rng(0)
-for name, n in (("train_000000.bin", 20_000_000), ("val_000000.bin", 400_000)):
-    h = np.zeros(256, np.int32); h[0], h[1], h[2] = 20240520, 1, n
-    with open(f"{d}/{name}", "wb") as f:
-        f.write(h.tobytes()); f.write(rng.integers(0, 50257, n, dtype=np.uint16).tobytes())
-json.dump({"format": "lumen-dataset", "version": 1, "token_format": "llmc", "token_bytes": 2, "vocab_size": 50257,
-           "eot_id": 50256, "doc_separator": "prefix", "tokenizer": "gpt2", "train": "train_*.bin", "val": "val_*.bin",
-           "num_tokens": {"train": 20_000_000, "val": 400_000}}, open(f"{d}/dataset.json", "w"))
-PY
+        python3 scripts/random_tokens_dataset.py /tmp/rand_gpt2 --train 20000000 --val 400000
         common=(configs/gpt2_124m.cfg --dataset=/tmp/rand_gpt2 --vocab_size=50304 --batch_size=16 --block_size=1024
                 --max_iters=60 --warmup_iters=5 --eval_interval=1000000 --eval_iters=1 --log_interval=20
                 --always_save_checkpoint=false --device=cuda --dtype=bfloat16 --loader=sequential)

@@ -54,18 +54,7 @@ PY
                 2>&1 | tee "$out/check_export_$m.txt" || status=1
         done ;;
     finetune)
-        python3 - <<'PY'
-import json, os, numpy as np
-d = "/tmp/rand_gpt2"; os.makedirs(d, exist_ok=True)
-rng = np.random.default_rng(0)
-for name, n in (("train_000000.bin", 4_000_000), ("val_000000.bin", 400_000)):
-    h = np.zeros(256, np.int32); h[0], h[1], h[2] = 20240520, 1, n
-    with open(f"{d}/{name}", "wb") as f:
-        f.write(h.tobytes()); f.write(rng.integers(0, 50257, n, dtype=np.uint16).tobytes())
-json.dump({"format": "lumen-dataset", "version": 1, "token_format": "llmc", "token_bytes": 2, "vocab_size": 50257,
-           "eot_id": 50256, "doc_separator": "prefix", "tokenizer": "gpt2", "train": "train_*.bin", "val": "val_*.bin",
-           "num_tokens": {"train": 4_000_000, "val": 400_000}}, open(f"{d}/dataset.json", "w"))
-PY
+        python3 scripts/random_tokens_dataset.py /tmp/rand_gpt2 --train 4000000 --val 400000
         common=(--init_from=hf:$parity/gpt2_124m --dataset=/tmp/rand_gpt2 --device=cuda --batch_size=16
                 --gradient_accumulation_steps=1 --block_size=1024 --max_iters=40 --eval_interval=40 --eval_iters=4
                 --log_interval=10 --learning_rate=1e-4 --warmup_iters=0 --lr_decay_iters=40 --always_save_checkpoint=false)
