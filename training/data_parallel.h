@@ -54,7 +54,8 @@ public:
     // statistics are averaged over the ranks (specs/optical.md §4).
     void after_step(nn::GPT& model);
 
-    // The optimizer state as one process would save it (ZeRO-1: gathered on every rank; a collective).
+    // The optimizer state as one process would save it: a collective; under ZeRO-1 gathered into rank 0
+    // (the other ranks get an empty one).
     optim::StateDict full_state(const optim::Optimizer& optimizer);
     // Loads this rank's part of a full state (from a checkpoint) into its optimizer.
     void load_state(optim::Optimizer& optimizer, const optim::StateDict& full);

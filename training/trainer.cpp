@@ -99,6 +99,11 @@ Trainer::Trainer(TrainConfig config)
                           "runs GA/{} micro-steps)", cfg_.data.gradient_accumulation_steps, launch_.world,
                           launch_.world));
         dp_ = std::make_unique<DataParallel>(launch_, device_, cfg_.dist);
+    } else {
+        for (const auto& [key, where] : cfg_.origins)
+            if (key.starts_with("dist."))
+                fmt::print("note: {} ({}) is read only by data-parallel runs (mpirun -np N or --nproc N); this run "
+                           "is one process\n", key, where);
     }
     dataset_ = data::read_dataset_info(cfg_.data.dataset);
     if (cfg_.io.init_from == InitFrom::hf) {
@@ -580,8 +585,9 @@ void Trainer::run() {
         // Ranks stop together: a signal that reached any of them stops all after this step.
         if (dp_ ? dp_->any(stop_signal != 0) : stop_signal != 0) {
             ++iteration_;  // the step just taken
-            fmt::print("\n{} received: saving a checkpoint at iteration {} and stopping\n",
-                       stop_signal == SIGTERM ? "SIGTERM" : "SIGINT", iteration_);
+            const char* what = stop_signal == SIGTERM ? "SIGTERM received" : stop_signal == SIGINT ? "SIGINT received"
+                                                                                               : "another rank was signalled";
+            fmt::print("\n{}: saving a checkpoint at iteration {} and stopping\n", what, iteration_);
             save(std::numeric_limits<double>::infinity(), true);
             interrupted_ = true;
             return;
