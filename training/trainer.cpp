@@ -135,6 +135,9 @@ Trainer::Trainer(TrainConfig config)
 Trainer::~Trainer() = default;
 
 int Trainer::rank() const { return dp_ ? dp_->rank() : 0; }
+// On a terminal only; never under mpirun, which forwards the ranks' output through a pseudo-terminal even
+// when mpirun's own output goes to a file.
+bool Trainer::progress_bar() const { return isatty(STDOUT_FILENO) && !launch_.under_mpirun; }
 int Trainer::world() const { return dp_ ? dp_->world() : 1; }
 
 std::optional<std::string> Trainer::reconcile_resume() {
@@ -526,7 +529,7 @@ void Trainer::log_iteration(double seconds, int64_t iterations) {
 }
 
 void Trainer::emit(const nlohmann::json& record, const std::string& line) {
-    if (isatty(STDOUT_FILENO)) fmt::print("\r\033[K");
+    if (progress_bar()) fmt::print("\r\033[K");
     fmt::print("{}\n", line);
     std::fflush(stdout);
     metrics_.push_back(record);
@@ -574,7 +577,7 @@ void Trainer::run() {
             excluded = 0;
             window_iters = 0;
         }
-        if (isatty(STDOUT_FILENO)) {
+        if (progress_bar()) {
             const double done = double(iteration_ + 1 - start_iteration_), left = double(max_iters - iteration_ - 1);
             const double eta = seconds_since(run_start) / done * left;
             const int filled = int(30.0 * double(iteration_ + 1) / double(max_iters));

@@ -66,6 +66,7 @@ private:
     void restore_state(const nlohmann::json& state);
     nlohmann::json trainer_state();
     bool lead() const { return rank() == 0; }  // rank 0 prints, writes metrics and checkpoints
+    bool progress_bar() const;
     // The optimizer over the model's trainable parameters (a data-parallel run's: through DataParallel).
     void make_optimizer();
     // Gate counters summed over the ranks (specs/wiggle.md §8 item 3); empty reducer when alone.
