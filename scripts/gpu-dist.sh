@@ -4,7 +4,8 @@
 # suite (suite), compute-sanitizer memcheck over the new CUDA cases (sanitize), and GPT-2 124M at
 # 16 × 1024 tokens per rank and step, bf16: one process, then mpirun -np 1 (NCCL, f32 and bf16
 # gradients, ZeRO-1), then mpirun -np N for every N from 2 to the GPU count, GA = N so that each rank
-# runs one micro-step (scaling efficiency = tok/s at N / (N × tok/s of one process)) (bench).
+# runs one micro-step (scaling efficiency = tok/s at N / (N × tok/s of one process)), and with .peer/ (a
+# copy of shared/perf) the PyTorch DDP peer, benchmarks/peer_ddp.py, for every N (bench).
 # NCCL_NVLS_ENABLE=0 throughout (README: "Data-parallel training"). Logs to $OUT (or gpu-logs/).
 # Usage: bash scripts/gpu-dist.sh [build tests suite sanitize bench]
 set -uo pipefail
@@ -64,7 +65,14 @@ for step in "${steps[@]}"; do
         for n in $(seq 2 "$gpus"); do
             bench_run "nccl${n}_f32" "$n" "${mpi[@]}" -np "$n" --
             bench_run "nccl${n}_bf16" "$n" "${mpi[@]}" -np "$n" -- --dist.grad_dtype=bfloat16
-        done ;;
+        done
+        if [ -d .peer ]; then  # the PyTorch DDP peer in the same call (needs .peer/peer_bench.py)
+            for n in $(seq 1 "$gpus"); do
+                TORCH_SYMM_MEM_DISABLE_MULTICAST=1 PYTHONUNBUFFERED=1 python3 -m torch.distributed.run --standalone \
+                    --nproc_per_node "$n" benchmarks/peer_ddp.py > "$out/peer_ddp_$n.log" 2>&1 || status=1
+                grep -E "^\{" "$out/peer_ddp_$n.log" || tail -5 "$out/peer_ddp_$n.log"
+            done
+        fi ;;
     esac
 done
 exit $status
