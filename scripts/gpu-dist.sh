@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/gpu-dist.sh: data-parallel training on the device machine: build for sm_90 (build), the
-# data-parallel test files on CPU (MPI, 2 ranks) and CUDA (NCCL, a world of one) (tests), the whole
+# data-parallel test files on CPU (MPI, 2 ranks) and CUDA (NCCL: a world of one; two ranks on two GPUs
+# when the machine has them) (tests), the whole
 # suite (suite), compute-sanitizer memcheck over the new CUDA cases (sanitize), and GPT-2 124M at
 # 16 × 1024 tokens per rank and step, bf16: one process, then mpirun -np 1 (NCCL, f32 and bf16
 # gradients, ZeRO-1), then mpirun -np N for every N from 2 to the GPU count, GA = N so that each rank

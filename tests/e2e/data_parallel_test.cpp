@@ -194,3 +194,25 @@ LUMEN_CUDA_TEST("data parallel cuda: mpirun -np 1 over NCCL equals the one-proce
         check_same_run(nccl, single, 0.0);
     }
 }
+
+LUMEN_CUDA_TEST("data parallel cuda: mpirun -np 2 over NCCL on two GPUs equals one process with twice the batch") {
+    if (device.index != 0) return;  // one run for the machine
+    if (lumen::cuda_device_count() < 2) {
+        MESSAGE("skipped: needs two GPUs, this machine has " << lumen::cuda_device_count());
+        return;
+    }
+    ScratchDir dir("e2e_dp_cuda2");
+    const std::string data = dir.file("data");
+    std::filesystem::create_directories(data);
+    lumen::test::trainer::make_dataset(data);
+    const std::string single = dir.file("single"), twin = dir.file("twin");
+    const std::string extra = " --max_iters=8 --device=cuda --dtype=float32";
+    REQUIRE(run(fmt::format("{}{}{}", LUMEN_TRAIN_BIN, overrides(data, single, 8, 2), extra), dir.file("s.log")) == 0);
+    const int rc = run(fmt::format("{} {}{}{}", mpirun(2), LUMEN_TRAIN_BIN, overrides(data, twin, 4, 4), extra),
+                       dir.file("t.log"));
+    const std::string log = lumen::test::read_bytes(dir.file("t.log"));
+    INFO(log);
+    REQUIRE(rc == 0);
+    CHECK(log.find("data parallel: 2 ranks over nccl") != std::string::npos);
+    check_same_run(twin, single, 1e-4);  // GPU reductions over 4 rows instead of 8 round differently
+}
