@@ -6,6 +6,7 @@
 #include "dist/grad_reducer.h"
 #include "nn/gpt.h"
 #include "tests/dist/thread_group.h"
+#include "tests/dist/tiny_gpt.h"
 #include "tests/harness.h"
 
 #include <algorithm>
@@ -15,18 +16,7 @@ using namespace lumen;
 
 namespace {
 
-nn::ModelConfig tiny() {
-    nn::ModelConfig c;
-    c.n_layer = 2;
-    c.n_head = 2;
-    c.n_embd = 8;
-    c.block_size = 16;
-    c.vocab_size = 13;
-    c.mlp = nn::MlpKind::gelu;
-    c.pos = nn::PosKind::learned;
-    c.dropout = 0.0;
-    return c;
-}
+nn::ModelConfig tiny() { return test::tiny_dp_gpt(); }
 
 Tensor tokens(const Shape& shape, uint64_t seed, int64_t vocab) {
     Generator gen(seed);

@@ -7,23 +7,14 @@
 #include "optim/clip.h"
 #include "optim/groups.h"
 #include "tests/dist/thread_group.h"
+#include "tests/dist/tiny_gpt.h"
 #include "tests/harness.h"
 
 using namespace lumen;
 
 namespace {
 
-nn::ModelConfig tiny() {
-    nn::ModelConfig c;
-    c.n_layer = 2;
-    c.n_head = 2;
-    c.n_embd = 8;
-    c.block_size = 16;
-    c.vocab_size = 13;
-    c.mlp = nn::MlpKind::gelu;
-    c.pos = nn::PosKind::learned;
-    return c;
-}
+nn::ModelConfig tiny() { return test::tiny_dp_gpt(); }
 
 optim::GroupConfig config(optim::Kind kind) {
     optim::GroupConfig g;
