@@ -22,12 +22,7 @@ files='*tests/dist/*,*tests/e2e/data_parallel_test.cpp,*tests/autograd/*leaf*,*t
 for step in "${steps[@]}"; do
     case "$step" in
     build)
-        nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-        cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DLUMEN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-            > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
-        grep -E "lumen:" "$out/configure.log"
-        cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -60; exit 1; }
-        echo "build: ok" ;;
+        bash scripts/gpu-build.sh "$out" || exit 1 ;;
     tests)
         ./build-gpu/lumen_tests --no-version --source-file="$files" > "$out/tests_dist.log" 2>&1 || status=1
         grep -E "^\[doctest\] (test cases|assertions)|Status|ERROR|FAILED" "$out/tests_dist.log" | tail -20 ;;

@@ -36,11 +36,7 @@ PY
         python3 tests/reference/make_golden.py --logits-only --out "$parity" --device cuda > "$out/bigdata.log" 2>&1 || status=1
         tail -5 "$out/bigdata.log" ;;
     build)
-        nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-        cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DLUMEN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-            > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
-        cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -60; exit 1; }
-        echo "build: ok" ;;
+        bash scripts/gpu-build.sh "$out" || exit 1 ;;
     tests)
         ./build-gpu/lumen_tests --no-version --source-file="$files" > "$out/tests_hf.log" 2>&1 || status=1
         grep -E "^\[doctest\] (test cases|assertions)|Status|ERROR" "$out/tests_hf.log" | tail -20

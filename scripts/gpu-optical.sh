@@ -16,11 +16,7 @@ optical_cases='*optical*,*quantiz*,*dither*,*OpticalLinear*,*mase*'
 for step in "${steps[@]}"; do
     case "$step" in
     build)
-        nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-        cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DLUMEN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-            > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
-        cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -60; exit 1; }
-        echo "build: ok" ;;
+        bash scripts/gpu-build.sh "$out" || exit 1 ;;
     tests)
         ./build-gpu/lumen_tests --no-version -tc="$optical_cases" > "$out/tests_optical.log" 2>&1 || status=1
         grep -E "TEST CASE|ERROR|^\[doctest\] (test cases|assertions)|Status" "$out/tests_optical.log" | tail -40 ;;
